@@ -1,0 +1,66 @@
+# storyflow entry points. Every target sets up what it needs, idempotently.
+PYTHON ?= python3.11
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := $(TOOLS)/.installed
+
+.PHONY: demo test lint typecheck template-check unit integration bench openapi build deploy clean setup tools
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# aws-sam-cli pins click (and checkov pins much else), so the deploy/lint tools get their own venv.
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $@
+
+demo: setup
+	$(VENV)/bin/storyflow local demo
+
+lint: setup
+	$(VENV)/bin/ruff check src functions containers tests bench
+	$(VENV)/bin/ruff format --check src functions containers tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+template-check: setup tools
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(PY) -m pytest tests/template -q
+
+unit: setup
+	$(PY) -m pytest tests/unit -q
+
+integration: setup
+	$(PY) -m pytest tests/integration -q
+
+test: setup tools
+	$(VENV)/bin/ruff check src functions containers tests bench
+	$(VENV)/bin/mypy
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/local_cloud.py
+	$(PY) bench/stereo.py
+
+openapi: setup
+	$(PY) -m storyflow.openapi > docs/openapi.json
+
+build: tools
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH PYENV_VERSION=3.11.7:3.12.1 sam build
+
+deploy: build
+	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH sam deploy --config-env $${ENV:-dev}
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .storyflow demo-out

@@ -1,0 +1,3 @@
+from storyflow_media.cli import main
+
+raise SystemExit(main())

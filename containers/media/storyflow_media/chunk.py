@@ -1,0 +1,213 @@
+"""Split a video into ~N-second segment files at keyframes (pure media; no S3).
+
+Stream copy (video only) is the normal path: one demux pass, packets buffered a GOP at a time, each
+GOP placed in whichever segment leaves it closest to the target length. When the source's keyframes
+are further apart than twice the target (or its codec cannot go into MP4), the source is first
+re-encoded once with libx264 and a keyframe forced at every target boundary, then split the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.packet import Packet
+from av.video.frame import PictureType, VideoFrame
+from av.video.stream import VideoStream
+
+from storyflow_media.probe import check_video, open_video
+
+log = logging.getLogger(__name__)
+
+#: Video codecs that stream-copy into MP4; anything else is re-encoded.
+MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
+#: libx264 settings for the re-encode path: near-transparent, since inference reads these frames.
+X264_OPTIONS = {"preset": "veryfast", "crf": "18"}
+DEFAULT_RATE = Fraction(24)
+
+
+@dataclass(frozen=True)
+class Segment:
+    index: int
+    path: Path
+    start: float  # seconds from the source's first video frame
+    duration: float  # seconds
+    frames: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    segments: tuple[Segment, ...]
+    reencoded: bool
+    reason: str  # why the source was re-encoded ("" when it was stream-copied)
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames for s in self.segments)
+
+
+class _NeedsReencode(Exception):  # noqa: N818 - control flow, never escapes this module
+    pass
+
+
+def chunk(source: Path, out_dir: Path, segment_seconds: float = 10.0) -> ChunkResult:
+    """Write `out_dir/{i:05d}.mp4` (video only) and describe them; raises NotAVideo for bad input."""
+    if segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
+    check_video(source)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = Fraction(segment_seconds).limit_denominator(1000)
+    try:
+        return ChunkResult(_split(source, out_dir, target, max_gap=2 * target), reencoded=False, reason="")
+    except _NeedsReencode as why:
+        reason = str(why)
+    for stale in out_dir.glob("[0-9][0-9][0-9][0-9][0-9].mp4"):
+        stale.unlink()
+    log.info("re-encoding %s: %s", source.name, reason)
+    keyframed = out_dir / "keyframed.tmp.mp4"
+    try:
+        reencode_with_keyframes(source, keyframed, target)
+        return ChunkResult(_split(keyframed, out_dir, target, max_gap=None), reencoded=True, reason=reason)
+    finally:
+        keyframed.unlink(missing_ok=True)
+
+
+class _SegmentWriter:
+    """One output segment: packets rebased so the segment starts at 0."""
+
+    def __init__(self, path: Path, template: VideoStream, index: int, start: int) -> None:
+        self.path, self.index, self.start, self.end, self.frames = path, index, start, start, 0
+        self.container = av.open(str(path), mode="w", format="mp4")
+        self.stream = self.container.add_stream_from_template(template)
+
+    def write(self, packets: list[Packet], end: int) -> None:
+        for packet in packets:
+            packet.pts -= self.start
+            if packet.dts is not None:
+                packet.dts -= self.start
+            packet.stream = self.stream
+            self.container.mux(packet)
+        self.frames += len(packets)
+        self.end = end
+
+    def close(self, time_base: Fraction, origin: int) -> Segment:
+        self.container.close()
+        return Segment(
+            index=self.index,
+            path=self.path,
+            start=round(float((self.start - origin) * time_base), 6),
+            duration=round(float((self.end - self.start) * time_base), 6),
+            frames=self.frames,
+        )
+
+
+def _split(source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction | None) -> tuple[Segment, ...]:
+    with open_video(source) as (container, stream):
+        codec = stream.codec_context.name
+        if codec not in MP4_VIDEO_CODECS:
+            raise _NeedsReencode(f"codec {codec} does not stream-copy into mp4")
+        tb = stream.time_base
+        assert tb is not None
+        rate = stream.average_rate or stream.guessed_rate or DEFAULT_RATE
+        frame_ticks = 1 / (rate * tb)  # one frame, in stream ticks
+        target_ticks, slack = target / tb, frame_ticks / 2
+        segments: list[Segment] = []
+        writer: _SegmentWriter | None = None
+        origin: int | None = None
+
+        def place(gop: list[Packet], gop_start: int, gop_end: int) -> None:
+            nonlocal writer, origin
+            if max_gap is not None and (gop_end - gop_start) * tb > max_gap:
+                raise _NeedsReencode(
+                    f"keyframes {float((gop_end - gop_start) * tb):.2f}s apart at "
+                    f"{float((gop_start - (origin or 0)) * tb):.2f}s, more than 2x the {float(target)}s target"
+                )
+            if origin is None:
+                origin = gop_start
+            if writer is not None:
+                before, after = gop_start - writer.start, gop_end - writer.start
+                if after > target_ticks + slack and target_ticks - before < after - target_ticks:
+                    segments.append(writer.close(tb, origin))  # cutting before this GOP lands closer
+                    writer = None
+            if writer is None:
+                index = len(segments)
+                writer = _SegmentWriter(out_dir / f"{index:05d}.mp4", stream, index, gop_start)
+            writer.write(gop, gop_end)
+            if gop_end - writer.start >= target_ticks - slack:
+                segments.append(writer.close(tb, origin))
+                writer = None
+
+        gop: list[Packet] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None:  # the demuxer's flush packet
+                    continue
+                if packet.is_keyframe and gop:
+                    place(gop, gop[0].pts, packet.pts)  # type: ignore[arg-type]
+                    gop = []
+                gop.append(packet)
+            if gop:
+                end = max(p.pts + (p.duration or round(frame_ticks)) for p in gop)  # type: ignore[operator]
+                place(gop, gop[0].pts, end)  # type: ignore[arg-type]
+        except BaseException:
+            if writer is not None:
+                writer.container.close()
+            raise
+        if writer is not None:
+            segments.append(writer.close(tb, origin or 0))
+        return tuple(segments)
+
+
+def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> None:
+    """Re-encode the video of `source` to `dest` (libx264, yuv420p) with an IDR frame every `interval`.
+
+    Frame timestamps are kept (so frame rate, and variable frame rate, survive). yuv420p needs even
+    dimensions: an odd width or height is PADDED by one pixel that repeats the last column/row, so no
+    source pixel is lost (853x480 becomes 854x480).
+    """
+    with open_video(source) as (src, in_stream), av.open(str(dest), mode="w", format="mp4") as out:
+        in_stream.thread_type = "AUTO"
+        tb = in_stream.time_base
+        assert tb is not None
+        rate = in_stream.average_rate or in_stream.guessed_rate or DEFAULT_RATE
+        width, height = in_stream.width + in_stream.width % 2, in_stream.height + in_stream.height % 2
+        enc = out.add_stream("libx264", rate=rate, options=dict(X264_OPTIONS))
+        enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
+        enc.codec_context.time_base = tb
+        enc.thread_type = "AUTO"
+        interval_ticks, slack = interval / tb, 1 / (2 * rate * tb)
+        origin: int | None = None
+        next_key = Fraction(0)
+        last_pts = -1
+        for frame in src.decode(in_stream):
+            pts = frame.pts if frame.pts is not None else last_pts + 1
+            if pts <= last_pts:  # a duplicate/out-of-order timestamp would break the muxer; nudge it
+                pts = last_pts + 1
+            last_pts = pts
+            if origin is None:
+                origin = pts
+            if (width, height) != (frame.width, frame.height):
+                frame = _pad_to(frame, width, height)
+            frame.pts, frame.time_base = pts - origin, tb
+            if frame.pts >= next_key - slack:
+                frame.pict_type = PictureType.I
+                while next_key - slack <= frame.pts:
+                    next_key += interval_ticks
+            else:
+                frame.pict_type = PictureType.NONE  # let x264 choose; a decoded frame carries its old type
+            for packet in enc.encode(frame):
+                out.mux(packet)
+        for packet in enc.encode(None):
+            out.mux(packet)
+
+
+def _pad_to(frame: VideoFrame, width: int, height: int) -> VideoFrame:
+    planes = frame.to_ndarray(format="yuv444p")  # (3, h, w): full-resolution chroma pads exactly
+    padded = np.pad(planes, ((0, 0), (0, height - frame.height), (0, width - frame.width)), mode="edge")
+    out = VideoFrame.from_ndarray(padded, format="yuv444p")
+    out.colorspace, out.color_range = frame.colorspace, frame.color_range
+    return out

@@ -1,0 +1,244 @@
+"""Video decode/encode with PyAV (no ffmpeg binary): BGR frames in, libx264 yuv420p mp4 out.
+
+The writer keeps the source's time base and each frame's pts, so the output has exactly the source's
+frame count and timing (variable frame rate included). Video only: reassemble muxes the audio.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from storyflow_stereo.errors import NotAVideo
+
+DEFAULT_PRESET = "veryfast"
+DEFAULT_CRF = "18"
+_END = object()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    rate: Fraction  # average frame rate
+    time_base: Fraction
+    frames: int  # as declared by the container (0 when unknown); the decoded count is authoritative
+
+
+@dataclass(frozen=True)
+class Frame:
+    bgr: np.ndarray
+    pts: int | None
+
+
+class VideoReader:
+    """Decodes the first video stream of a file to BGR uint8 frames (decoder threads on)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        try:
+            self._container = av.open(str(path), mode="r")
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise NotAVideo(f"not a video: {exc}") from exc
+        if not self._container.streams.video:
+            self._container.close()
+            raise NotAVideo("not a video: no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        ctx = self._stream.codec_context
+        rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
+        time_base = self._stream.time_base or Fraction(1, 90000)
+        self.info = VideoInfo(
+            width=int(ctx.width),
+            height=int(ctx.height),
+            rate=Fraction(rate),
+            time_base=Fraction(time_base),
+            frames=int(self._stream.frames or 0),
+        )
+        if self.info.width <= 0 or self.info.height <= 0:
+            self.close()
+            raise NotAVideo("not a video: the video stream has no size")
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def frames(self) -> Iterator[Frame]:
+        """Every frame in presentation order."""
+        count = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                count += 1
+                yield Frame(frame.to_ndarray(format="bgr24"), frame.pts)
+        except av.error.FFmpegError as exc:
+            raise NotAVideo(f"not a video: decoding failed after {count} frames: {exc}") from exc
+        if count == 0:
+            raise NotAVideo("not a video: no decodable frame")
+
+    def frames_prefetched(self, depth: int = 4) -> Iterator[Frame]:
+        """:meth:`frames`, decoded on a background thread (PyAV releases the GIL while decoding)."""
+        q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self.frames():
+                    while not stop.is_set():
+                        try:
+                            q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                q.put(_END)
+            except BaseException as exc:  # handed to the consumer, re-raised there
+                q.put(exc)
+
+        thread = threading.Thread(target=produce, name="stereo-decode", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+
+class VideoWriter:
+    """Encodes BGR frames (even width and height) to an H.264 yuv420p mp4, video only."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        width: int,
+        height: int,
+        rate: Fraction,
+        time_base: Fraction,
+        preset: str | None = None,
+        crf: str | None = None,
+    ) -> None:
+        if width % 2 or height % 2:
+            raise ValueError(f"yuv420p needs an even size, got {width}x{height}")
+        self.width, self.height = width, height
+        self.time_base = time_base
+        self.frames = 0
+        self._last_pts: int | None = None
+        self._step = max(1, round(1 / (rate * time_base))) if rate and time_base else 1
+        self._container = av.open(str(path), mode="w", format="mp4")
+        stream = self._container.add_stream("libx264", rate=rate)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.codec_context.thread_count = 0
+        stream.options = {
+            "preset": preset or os.environ.get("STEREO_X264_PRESET", DEFAULT_PRESET),
+            "crf": str(crf or os.environ.get("STEREO_X264_CRF", DEFAULT_CRF)),
+        }
+        self._stream = stream
+        self._closed = False
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._container.close()
+            self._closed = True
+
+    def write(self, bgr: np.ndarray, pts: int | None = None) -> None:
+        if bgr.shape[:2] != (self.height, self.width):
+            raise ValueError(f"frame is {bgr.shape[1]}x{bgr.shape[0]}, writer is {self.width}x{self.height}")
+        # cv2's BGR->I420 uses BT.601 limited range, the same matrix swscale assumes when decoding.
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        if pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + self._step
+        elif self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1  # the encoder needs strictly increasing timestamps
+        frame.pts = pts
+        frame.time_base = self.time_base
+        self._last_pts = pts
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+
+def probe(path: str | os.PathLike[str]) -> tuple[VideoInfo, int]:
+    """(info, decoded frame count) of a file; handy in tests and benchmarks."""
+    with VideoReader(path) as reader:
+        return reader.info, sum(1 for _ in reader.frames())
+
+
+def write_test_clip(
+    path: str | Path,
+    width: int,
+    height: int,
+    frames: int,
+    fps: int = 24,
+    pix_fmt: str = "yuv420p",
+    preset: str = "ultrafast",
+) -> Path:
+    """A small synthetic clip (textured ground, sky, a moving box): test and benchmark input."""
+    path = Path(path)
+    with av.open(str(path), mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = pix_fmt
+        stream.options = {"preset": preset, "crf": "20"}
+        for i in range(frames):
+            rgb = synthetic_frame(width, height, i)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def synthetic_frame(width: int, height: int, index: int = 0) -> np.ndarray:
+    """A deterministic BGR frame with depth cues: hazy sky on top, textured ground, a saturated box."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frame = np.empty((height, width, 3), np.float32)
+    sky = yy < height * 0.4
+    frame[..., 0] = np.where(sky, 235, 60 + 40 * np.sin(xx / 9.0 + index * 0.3) * np.cos(yy / 7.0))
+    frame[..., 1] = np.where(sky, 215, 110 + 50 * np.sin((xx + yy) / 13.0))
+    frame[..., 2] = np.where(sky, 200, 70 + 30 * np.cos(xx / 5.0 - yy / 11.0))
+    bw, bh = max(2, width // 5), max(2, height // 3)
+    x0 = int((width - bw) * (0.5 + 0.4 * np.sin(index / 10.0)))
+    y0 = int(height * 0.55) - bh // 2
+    frame[y0 : y0 + bh, x0 : x0 + bw] = (30, 40, 220)
+    stripes = (np.arange(bw) // max(1, bw // 8)) % 2 == 0
+    frame[y0 : y0 + bh, x0 : x0 + bw][:, stripes] = (20, 200, 250)
+    return np.clip(frame, 0, 255).astype(np.uint8)

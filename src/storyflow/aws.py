@@ -1,0 +1,40 @@
+"""Lazily created boto3 clients, cached per service/region/endpoint (no import-time env reads)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+def _where() -> tuple[str | None, str | None]:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"), os.environ.get(
+        "AWS_ENDPOINT_URL"
+    )
+
+
+def client(service: str) -> Any:
+    """A boto3 client; honours AWS_ENDPOINT_URL so the local cloud and tests reach their emulator."""
+    return _client(service, *_where())
+
+
+def table(name: str) -> Any:
+    """A DynamoDB Table resource (item-level API with native Python types)."""
+    return _dynamodb(*_where()).Table(name)
+
+
+@lru_cache(maxsize=64)
+def _client(service: str, region: str | None, endpoint_url: str | None) -> Any:
+    session: Any = boto3.session.Session()
+    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
+
+
+@lru_cache(maxsize=8)
+def _dynamodb(region: str | None, endpoint_url: str | None) -> Any:
+    session: Any = boto3.session.Session()
+    return session.resource("dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG)

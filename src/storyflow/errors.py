@@ -1,0 +1,44 @@
+"""Typed errors. Handlers map them to HTTP codes or Step Functions error names; nobody matches strings."""
+
+from __future__ import annotations
+
+
+class StoryflowError(Exception):
+    """Base class. `status_code` is what the API answers when this escapes a route."""
+
+    status_code = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class BadRequest(StoryflowError):
+    status_code = 400
+
+
+class NotFound(StoryflowError):
+    status_code = 404
+
+
+class Conflict(StoryflowError):
+    """The item exists but is not in a state that allows the change (a conditional write failed)."""
+
+    status_code = 409
+
+
+class WorkflowNotDeployed(StoryflowError):
+    """The stack has no state machine for this kind of job."""
+
+    status_code = 400
+
+
+class TransientError(StoryflowError):
+    """Worth retrying: Step Functions `Retry` matches this class name."""
+
+    status_code = 503
+
+
+class InferenceFailed(StoryflowError):
+    """A model container answered with an error for one request (not retried by the submitter)."""

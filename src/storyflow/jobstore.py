@@ -1,0 +1,176 @@
+"""The Jobs table: conditional creates and transitions, GSI listing, atomic progress."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from storyflow import aws
+from storyflow.errors import BadRequest, Conflict, NotFound
+from storyflow.keys import check_job_id
+from storyflow.models import FINISHED, Job, JobError, JobKind, JobStatus, allowed_sources
+
+STATUS_CREATED_INDEX = "status-created_at"
+STATUS_COMPLETED_INDEX = "status-completed_at"
+MAX_PAGE = 100
+
+
+def _to_dynamo(value: Any) -> Any:
+    """Floats become Decimals (boto3 refuses floats); everything else passes through JSON."""
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def _is_conditional_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobStore:
+    def __init__(self, table_name: str) -> None:
+        self.table = aws.table(table_name)
+
+    def create(self, kind: JobKind, job_id: str, request: dict[str, Any]) -> Job:
+        now = time.time()
+        job = Job(job_id=check_job_id(job_id), kind=kind, created_at=now, updated_at=now, request=request)
+        try:
+            self.table.put_item(
+                Item=_to_dynamo(job.model_dump(exclude_none=True)),
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise Conflict(f"job {job_id} already exists", field="job_id") from error
+            raise
+        return job
+
+    def get(self, job_id: str) -> Job:
+        item = self.table.get_item(Key={"job_id": check_job_id(job_id)}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise NotFound(f"job {job_id} not found", field="job_id")
+        return Job.model_validate(_from_dynamo(item))
+
+    def transition(
+        self,
+        job_id: str,
+        target: JobStatus,
+        *,
+        stage: str | None = None,
+        outputs: dict[str, str] | None = None,
+        error: JobError | None = None,
+        execution_arn: str | None = None,
+    ) -> Job:
+        """Move a job to `target` only if its current status allows it (one conditional write)."""
+        now = time.time()
+        values: dict[str, Any] = {":target": target.value, ":now": _to_dynamo(now)}
+        sets = ["#status = :target", "updated_at = :now"]
+        for name, value in (
+            ("stage", stage),
+            ("outputs", outputs),
+            ("execution_arn", execution_arn),
+            ("error", error.model_dump() if error else None),
+        ):
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = _to_dynamo(value)
+        if target in FINISHED:
+            sets.append("completed_at = :now")
+        sources = allowed_sources(target)
+        for i, source in enumerate(sources):
+            values[f":from{i}"] = source.value
+        condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(sources))) + ")"
+        try:
+            result = self.table.update_item(
+                Key={"job_id": check_job_id(job_id)},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"attribute_exists(job_id) AND {condition}",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as err:
+            if _is_conditional_failure(err):
+                current = self.get(job_id)  # NotFound if it never existed
+                raise Conflict(
+                    f"job {job_id} is {current.status.value}; it cannot become {target.value}", field="status"
+                ) from err
+            raise
+        return Job.model_validate(_from_dynamo(result["Attributes"]))
+
+    def set_progress_total(self, job_id: str, total: int) -> None:
+        self.table.update_item(
+            Key={"job_id": check_job_id(job_id)},
+            UpdateExpression="SET progress.#total = :total, updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeNames={"#total": "total"},
+            ExpressionAttributeValues={":total": total, ":now": _to_dynamo(time.time())},
+        )
+
+    def add_progress(self, job_id: str, done: int = 1) -> None:
+        """Atomic counter: concurrent segments never lose an increment."""
+        self.table.update_item(
+            Key={"job_id": check_job_id(job_id)},
+            UpdateExpression="ADD progress.done :done SET updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={":done": done, ":now": _to_dynamo(time.time())},
+        )
+
+    def list(
+        self, status: JobStatus, limit: int = 20, next_token: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Newest first, from the GSI that fits the status; `next_token` is opaque to callers."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        index = STATUS_COMPLETED_INDEX if status in FINISHED else STATUS_CREATED_INDEX
+        query: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": "#status = :status",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":status": status.value},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if next_token:
+            query["ExclusiveStartKey"] = decode_page_token(next_token, status)
+        page = self.table.query(**query)
+        jobs = [Job.model_validate(_from_dynamo(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return jobs, encode_page_token(last) if last else None
+
+
+def encode_page_token(key: dict[str, Any]) -> str:
+    raw = json.dumps(_from_dynamo(key), sort_keys=True, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, status: JobStatus) -> dict[str, Any]:
+    """Validate a token before it reaches DynamoDB: wrong shape or another status's token is a 400."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        key = json.loads(raw)
+    except (binascii.Error, ValueError) as error:
+        raise BadRequest("next is not a valid pagination token", field="next") from error
+    allowed = {"job_id", "status", "created_at", "completed_at"}
+    if (
+        not isinstance(key, dict)
+        or not set(key) <= allowed
+        or key.get("status") != status.value
+        or not isinstance(key.get("job_id"), str)
+    ):
+        raise BadRequest("next is not a valid pagination token for this status", field="next")
+    check_job_id(key["job_id"])
+    return dict(_to_dynamo(key))
