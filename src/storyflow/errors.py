@@ -28,6 +28,10 @@ class Conflict(StoryflowError):
     status_code = 409
 
 
+class PayloadTooLarge(StoryflowError):
+    status_code = 413
+
+
 class WorkflowNotDeployed(StoryflowError):
     """The stack has no state machine for this kind of job."""
 

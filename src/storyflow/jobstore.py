@@ -77,6 +77,7 @@ class JobStore:
         """Move a job to `target` only if its current status allows it (one conditional write)."""
         now = time.time()
         values: dict[str, Any] = {":target": target.value, ":now": _to_dynamo(now)}
+        names = {"#status": "status"}  # every attribute by placeholder: `error` and `status` are reserved words
         sets = ["#status = :target", "updated_at = :now"]
         for name, value in (
             ("stage", stage),
@@ -85,7 +86,8 @@ class JobStore:
             ("error", error.model_dump() if error else None),
         ):
             if value is not None:
-                sets.append(f"{name} = :{name}")
+                sets.append(f"#{name} = :{name}")
+                names[f"#{name}"] = name
                 values[f":{name}"] = _to_dynamo(value)
         if target in FINISHED:
             sets.append("completed_at = :now")
@@ -98,7 +100,7 @@ class JobStore:
                 Key={"job_id": check_job_id(job_id)},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=f"attribute_exists(job_id) AND {condition}",
-                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )

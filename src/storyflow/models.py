@@ -56,7 +56,6 @@ class StereoParams(_Request):
     layout: Literal["full", "half"] = "full"
     baseline: float = Field(0.03, gt=0, le=0.1, description="max disparity as a fraction of width")
     convergence: float = Field(0.5, ge=0, le=1, description="depth plane with zero disparity")
-    segment_seconds: float = Field(10, ge=2, le=60)
 
 
 class StereoRequest(StereoParams):

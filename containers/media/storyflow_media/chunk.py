@@ -50,8 +50,8 @@ class ChunkResult:
         return sum(s.frames for s in self.segments)
 
 
-class _NeedsReencode(Exception):  # noqa: N818 - control flow, never escapes this module
-    pass
+class _NeedsReencode(Exception):
+    """Control flow: the stream-copy split cannot be used; never escapes this module."""
 
 
 def chunk(source: Path, out_dir: Path, segment_seconds: float = 10.0) -> ChunkResult:
@@ -122,9 +122,9 @@ def _split(source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction |
         def place(gop: list[Packet], gop_start: int, gop_end: int) -> None:
             nonlocal writer, origin
             if max_gap is not None and (gop_end - gop_start) * tb > max_gap:
+                gap, at = float((gop_end - gop_start) * tb), float((gop_start - (origin or 0)) * tb)
                 raise _NeedsReencode(
-                    f"keyframes {float((gop_end - gop_start) * tb):.2f}s apart at "
-                    f"{float((gop_start - (origin or 0)) * tb):.2f}s, more than 2x the {float(target)}s target"
+                    f"keyframes {gap:.2f}s apart at {at:.2f}s, more than 2x the {float(target)}s target"
                 )
             if origin is None:
                 origin = gop_start

@@ -14,8 +14,9 @@ class NotAVideo(MediaError):
 
     exit_code = 2
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"not a video: {reason}")
+    def __init__(self, reason: str, where: str | None = None) -> None:
+        super().__init__(f"not a video: {where}: {reason}" if where else f"not a video: {reason}")
+        self.reason, self.where = reason, where
 
 
 class BadManifest(MediaError):
@@ -26,8 +27,11 @@ class MissingObject(MediaError):
     """An S3 object the command needs does not exist."""
 
 
-class Terminated(BaseException):  # noqa: N818 - a BaseException so `except Exception` never swallows it
-    """SIGTERM/SIGINT arrived; unwinds the command so it exits promptly."""
+class Terminated(BaseException):
+    """SIGTERM/SIGINT arrived: unwinds the command so it exits promptly.
+
+    A BaseException, so no `except Exception` on the way swallows it.
+    """
 
     def __init__(self, signum: int, name: str) -> None:
         super().__init__(f"received {name}")

@@ -22,20 +22,20 @@ def open_video(path: Path) -> Iterator[tuple[InputContainer, VideoStream]]:
     without a video stream.
     """
     if path.stat().st_size == 0:
-        raise NotAVideo(f"{path.name} is empty (0 bytes)")
+        raise NotAVideo("empty file (0 bytes)", path.name)
     try:
         container = av.open(str(path), mode="r")
     except av.FFmpegError as exc:
-        raise NotAVideo(f"{path.name}: {exc.strerror or exc}") from None
+        raise NotAVideo(f"unrecognised format ({exc.strerror or exc})", path.name) from None
     try:
         fmt = container.format.name
         if fmt == "image2" or fmt.endswith("_pipe"):
-            raise NotAVideo(f"{path.name} is a still image ({fmt})")
+            raise NotAVideo(f"a still image ({fmt})", path.name)
         stream = next(
             (s for s in container.streams.video if not s.disposition & Disposition.attached_pic), None
         )
         if stream is None:
-            raise NotAVideo(f"{path.name} has no video stream (container {fmt})")
+            raise NotAVideo(f"no video stream (container {fmt})", path.name)
         yield container, stream
     finally:
         container.close()
@@ -49,5 +49,5 @@ def check_video(path: Path) -> None:
                 if packet.decode():
                     return
         except av.FFmpegError as exc:
-            raise NotAVideo(f"{path.name}: video does not decode: {exc.strerror or exc}") from None
-    raise NotAVideo(f"{path.name}: video stream has no frames")
+            raise NotAVideo(f"video does not decode: {exc.strerror or exc}", path.name) from None
+    raise NotAVideo("video stream has no frames", path.name)

@@ -62,14 +62,29 @@ class DepthEstimator:
         height, width = bgr.shape[:2]
         w, h = work_size(width, height, self.work_width)
         small = cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA)
-        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32) * (1.0 / 255.0)
-        near = self._single(small, gray)
+        yuv = cv2.cvtColor(small, cv2.COLOR_BGR2YUV)  # full-range BT.601, chroma centred on 128
+        luma = yuv[..., 0].astype(np.float32) * (1.0 / 255.0)
+        return self._update(luma, _chroma_saturation(yuv[..., 1], yuv[..., 2]))
+
+    def estimate_yuv(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Like :meth:`estimate` for yuv420p planes (limited range), without any colour conversion."""
+        height, width = y.shape
+        w, h = work_size(width, height, self.work_width)
+        small_y = cv2.resize(y, (w, h), interpolation=cv2.INTER_AREA)
+        small_u = cv2.resize(u, (w, h), interpolation=cv2.INTER_AREA)
+        small_v = cv2.resize(v, (w, h), interpolation=cv2.INTER_AREA)
+        luma = (small_y.astype(np.float32) - 16.0) * (1.0 / 219.0)
+        np.clip(luma, 0.0, 1.0, out=luma)
+        return self._update(luma, _chroma_saturation(small_u, small_v))
+
+    def _update(self, luma: np.ndarray, sat: np.ndarray) -> np.ndarray:
+        near = self._single(luma, sat)
         prev = self._prev_gray
         cut = (
             self._state is None
             or prev is None
-            or prev.shape != gray.shape
-            or float(cv2.norm(gray, prev, cv2.NORM_L1)) / gray.size > self.cut_threshold
+            or prev.shape != luma.shape
+            or float(cv2.norm(luma, prev, cv2.NORM_L1)) / luma.size > self.cut_threshold
         )
         if cut:
             if self._state is not None:
@@ -79,7 +94,7 @@ class DepthEstimator:
             assert self._state is not None
             # state = a * near + (1 - a) * state
             self._state = cv2.addWeighted(near, self.smoothing, self._state, 1.0 - self.smoothing, 0.0)
-        self._prev_gray = gray
+        self._prev_gray = luma
         return self._state
 
     def estimate_full(self, bgr: np.ndarray) -> np.ndarray:
@@ -95,19 +110,16 @@ class DepthEstimator:
             self._ramp = np.ascontiguousarray(np.broadcast_to(ramp, (h, w)))
         return self._ramp
 
-    def _single(self, small: np.ndarray, gray: np.ndarray) -> np.ndarray:
-        h, w = gray.shape
+    def _single(self, luma: np.ndarray, sat: np.ndarray) -> np.ndarray:
+        h, w = luma.shape
         k = max(3, (w // 16) | 1)
-        hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
-        sat = hsv[..., 1].astype(np.float32) * (1.0 / 255.0)
-        val = hsv[..., 2].astype(np.float32) * (1.0 / 255.0)
-        gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+        gx = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
         edges = cv2.blur(cv2.magnitude(gx, gy), (k, k))
         edges *= 1.0 / (2.0 * float(edges.mean()) + 1e-3)
         np.clip(edges, 0.0, 1.0, out=edges)
         sat_b = cv2.blur(sat, (k, k))
-        haze = cv2.blur(val * (1.0 - sat), (k, k))
+        haze = cv2.blur(luma * (1.0 - sat), (k, k))
         near = (
             self.W_VERTICAL * self._vertical(h, w)
             + self.W_EDGES * edges
@@ -119,3 +131,11 @@ class DepthEstimator:
         span = max(hi - lo, self.MIN_SPAN)
         near = (near - 0.5 * (lo + hi)) * (1.0 / span) + 0.5
         return np.clip(near, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _chroma_saturation(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A saturation proxy in [0, 1] from the chroma planes (distance from grey; pure red is about 1)."""
+    du = u.astype(np.float32) - 128.0
+    dv = v.astype(np.float32) - 128.0
+    sat = cv2.magnitude(du, dv) * (1.0 / 110.0)
+    return np.clip(sat, 0.0, 1.0, out=sat)

@@ -38,8 +38,11 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class Frame:
-    bgr: np.ndarray
+    """A decoded frame: ``bgr`` (H, W, 3) or yuv420p ``planes`` (Y, U, V), whichever was asked for."""
+
     pts: int | None
+    bgr: np.ndarray | None = None
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 class VideoReader:
@@ -80,26 +83,31 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def frames(self) -> Iterator[Frame]:
-        """Every frame in presentation order."""
+    def frames(self, kind: str = "bgr") -> Iterator[Frame]:
+        """Every frame in presentation order, as ``kind`` = ``"bgr"`` or ``"yuv420p"`` planes."""
+        if kind not in ("bgr", "yuv420p"):
+            raise ValueError(f"unknown frame kind {kind!r}")
         count = 0
         try:
             for frame in self._container.decode(self._stream):
                 count += 1
-                yield Frame(frame.to_ndarray(format="bgr24"), frame.pts)
+                if kind == "bgr":
+                    yield Frame(frame.pts, bgr=frame.to_ndarray(format="bgr24"))
+                else:
+                    yield Frame(frame.pts, planes=_yuv420p_planes(frame))
         except av.error.FFmpegError as exc:
             raise NotAVideo(f"not a video: decoding failed after {count} frames: {exc}") from exc
         if count == 0:
             raise NotAVideo("not a video: no decodable frame")
 
-    def frames_prefetched(self, depth: int = 4) -> Iterator[Frame]:
+    def frames_prefetched(self, kind: str = "bgr", depth: int = 4) -> Iterator[Frame]:
         """:meth:`frames`, decoded on a background thread (PyAV releases the GIL while decoding)."""
         q: queue.Queue[Any] = queue.Queue(maxsize=depth)
         stop = threading.Event()
 
         def produce() -> None:
             try:
-                for item in self.frames():
+                for item in self.frames(kind):
                     while not stop.is_set():
                         try:
                             q.put(item, timeout=0.1)
@@ -174,10 +182,17 @@ class VideoWriter:
             self._closed = True
 
     def write(self, bgr: np.ndarray, pts: int | None = None) -> None:
+        """Encode a BGR (height, width, 3) frame."""
         if bgr.shape[:2] != (self.height, self.width):
             raise ValueError(f"frame is {bgr.shape[1]}x{bgr.shape[0]}, writer is {self.width}x{self.height}")
         # cv2's BGR->I420 uses BT.601 limited range, the same matrix swscale assumes when decoding.
-        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        self.write_i420(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), pts)
+
+    def write_i420(self, i420: np.ndarray, pts: int | None = None) -> None:
+        """Encode a (height * 3 / 2, width) I420 buffer (it is copied: the caller may reuse it)."""
+        if i420.shape != (self.height * 3 // 2, self.width):
+            raise ValueError(f"I420 buffer is {i420.shape}, writer is {self.width}x{self.height}")
+        frame = av.VideoFrame.from_ndarray(i420, format="yuv420p")
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + self._step
         elif self._last_pts is not None and pts <= self._last_pts:
@@ -196,6 +211,18 @@ class VideoWriter:
             self._container.mux(self._stream.encode(None))
         finally:
             self._container.close()
+
+
+def _yuv420p_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Y, U, V) uint8 arrays of a frame, converted to yuv420p first when it is another format."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    planes = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        # A view while the plane has no padding (it keeps the frame's buffer alive); else a copy.
+        planes.append(np.ascontiguousarray(rows[:, : plane.width]))
+    return planes[0], planes[1], planes[2]
 
 
 def probe(path: str | os.PathLike[str]) -> tuple[VideoInfo, int]:
@@ -221,8 +248,8 @@ def write_test_clip(
         stream.pix_fmt = pix_fmt
         stream.options = {"preset": preset, "crf": "20"}
         for i in range(frames):
-            rgb = synthetic_frame(width, height, i)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="bgr24")))
+            bgr = synthetic_frame(width, height, i)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
         container.mux(stream.encode(None))
     return path
 

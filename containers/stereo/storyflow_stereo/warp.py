@@ -104,12 +104,19 @@ class _Geometry:
     out_h: int
     eye_w: int
     base_x: np.ndarray  # (eye_w,) source x of each output column before the disparity shift
-    map_x: np.ndarray  # (out_h, out_w) reused buffer
+    map_x: np.ndarray  # (out_h, out_w) reused buffer: source x of every output pixel
     map_y: np.ndarray  # (out_h, out_w) source row of each output row (last row repeated if padded)
+    chroma_map_x: np.ndarray  # (out_h/2, out_w/2) reused buffer for the yuv420p chroma planes
+    chroma_map_y: np.ndarray  # (out_h/2, out_w/2)
+    i420: np.ndarray  # (out_h * 3 / 2, out_w) reused output buffer in the layout yuv420p frames take
 
 
 class SideBySideRenderer:
-    """Renders a side-by-side stereo frame from a BGR frame and a (low-resolution) nearness map."""
+    """Renders side-by-side stereo frames from a frame and a (low-resolution) nearness map.
+
+    Both eyes are written by one ``cv2.remap`` per plane with grids cached per (size, layout); the
+    yuv420p path (:meth:`render_i420`) works on the decoder's planes directly, with no colour conversion.
+    """
 
     def __init__(self) -> None:
         self._geometry: dict[tuple[int, int, str], _Geometry] = {}
@@ -124,7 +131,19 @@ class SideBySideRenderer:
             base_x = ((np.arange(eye_w, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
             rows = np.minimum(np.arange(out_h, dtype=np.float32), np.float32(height - 1))
             map_y = np.ascontiguousarray(np.broadcast_to(rows[:, None], (out_h, out_w)))
-            geo = _Geometry(out_w, out_h, eye_w, base_x, np.empty((out_h, out_w), np.float32), map_y)
+            chroma_rows = np.minimum(np.arange(out_h // 2, dtype=np.float32), np.float32((height + 1) // 2 - 1))
+            chroma_map_y = np.ascontiguousarray(np.broadcast_to(chroma_rows[:, None], (out_h // 2, out_w // 2)))
+            geo = _Geometry(
+                out_w=out_w,
+                out_h=out_h,
+                eye_w=eye_w,
+                base_x=base_x,
+                map_x=np.empty((out_h, out_w), np.float32),
+                map_y=map_y,
+                chroma_map_x=np.empty((out_h // 2, out_w // 2), np.float32),
+                chroma_map_y=chroma_map_y,
+                i420=np.empty((out_h * 3 // 2, out_w), np.uint8),
+            )
             self._geometry[key] = geo
         return geo
 
@@ -139,17 +158,54 @@ class SideBySideRenderer:
         right, _ = splat_disparity(disp_low, RIGHT_SHIFT)
         return left * to_src, right * to_src
 
-    def render(
-        self, bgr: np.ndarray, nearness: np.ndarray, layout: str, baseline: float, convergence: float
-    ) -> np.ndarray:
-        """Side-by-side frame (out_h, out_w, 3) uint8; ``nearness`` may be any resolution."""
-        height, width = bgr.shape[:2]
+    def _maps(
+        self, width: int, height: int, nearness: np.ndarray, layout: str, baseline: float, convergence: float
+    ) -> _Geometry:
         geo = self._geo(width, height, layout)
         left, right = self.eye_disparities(nearness, width, baseline, convergence)
         size = (geo.eye_w, geo.out_h)
         ew = geo.eye_w
         for col, (disp, shift) in enumerate(((left, LEFT_SHIFT), (right, RIGHT_SHIFT))):
             full = cv2.resize(disp, size, interpolation=cv2.INTER_LINEAR)
+            full *= np.float32(shift)
             # map_x = base_x - shift * disparity, written straight into this eye's half of the buffer.
-            np.subtract(geo.base_x[None, :], np.float32(shift) * full, out=geo.map_x[:, col * ew : (col + 1) * ew])
-        return cv2.remap(bgr, geo.map_x, geo.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            np.subtract(geo.base_x[None, :], full, out=geo.map_x[:, col * ew : (col + 1) * ew])
+        return geo
+
+    def render(
+        self, frame: np.ndarray, nearness: np.ndarray, layout: str, baseline: float, convergence: float
+    ) -> np.ndarray:
+        """Side-by-side frame (out_h, out_w[, C]) of a (H, W[, C]) uint8 frame, e.g. BGR."""
+        height, width = frame.shape[:2]
+        geo = self._maps(width, height, nearness, layout, baseline, convergence)
+        return cv2.remap(frame, geo.map_x, geo.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def render_i420(
+        self,
+        planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+        nearness: np.ndarray,
+        layout: str,
+        baseline: float,
+        convergence: float,
+    ) -> np.ndarray:
+        """Side-by-side yuv420p frame from yuv420p planes (Y: H x W, U/V: ceil(H/2) x ceil(W/2)).
+
+        Returns the (out_h * 3 / 2, out_w) I420 buffer ``av.VideoFrame.from_ndarray`` takes; the buffer
+        is reused by the next call, so consume it first. Chroma is co-sited with even luma columns, so
+        a chroma sample's source position is the luma map at (2i, 2j) halved.
+        """
+        y, u, v = planes
+        height, width = y.shape
+        geo = self._maps(width, height, nearness, layout, baseline, convergence)
+        out_w, out_h = geo.out_w, geo.out_h
+        flat = geo.i420.reshape(-1)
+        n_y, n_c = out_w * out_h, (out_w // 2) * (out_h // 2)
+        dst_y = flat[:n_y].reshape(out_h, out_w)
+        dst_u = flat[n_y : n_y + n_c].reshape(out_h // 2, out_w // 2)
+        dst_v = flat[n_y + n_c :].reshape(out_h // 2, out_w // 2)
+        border = cv2.BORDER_REPLICATE
+        cv2.remap(y, geo.map_x, geo.map_y, cv2.INTER_LINEAR, dst=dst_y, borderMode=border)
+        np.multiply(geo.map_x[::2, ::2], np.float32(0.5), out=geo.chroma_map_x)
+        cv2.remap(u, geo.chroma_map_x, geo.chroma_map_y, cv2.INTER_LINEAR, dst=dst_u, borderMode=border)
+        cv2.remap(v, geo.chroma_map_x, geo.chroma_map_y, cv2.INTER_LINEAR, dst=dst_v, borderMode=border)
+        return geo.i420

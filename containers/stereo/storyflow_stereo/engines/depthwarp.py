@@ -35,8 +35,9 @@ class DepthWarpEngine(Engine):
             info = reader.info
             out_w, out_h = output_size(info.width, info.height, params.layout)
             with VideoWriter(dst, out_w, out_h, info.rate, info.time_base, self.preset, self.crf) as writer:
-                for frame in reader.frames_prefetched():
-                    writer.write(renderer(frame.bgr), frame.pts)
+                for frame in reader.frames_prefetched("yuv420p"):
+                    assert frame.planes is not None
+                    writer.write_i420(renderer.render_i420(frame.planes), frame.pts)
                 frames = writer.frames
         return RenderResult(frames=frames, width=out_w, height=out_h, seconds=float(frames / info.rate))
 
@@ -50,5 +51,12 @@ class FrameRenderer:
         self.sbs = SideBySideRenderer()
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
+        """BGR (H, W, 3) -> side-by-side BGR (out_h, out_w, 3)."""
         p = self.params
         return self.sbs.render(bgr, self.depth.estimate(bgr), p.layout, p.baseline, p.convergence)
+
+    def render_i420(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """yuv420p planes -> side-by-side I420 buffer (reused by the next call)."""
+        p = self.params
+        nearness = self.depth.estimate_yuv(*planes)
+        return self.sbs.render_i420(planes, nearness, p.layout, p.baseline, p.convergence)

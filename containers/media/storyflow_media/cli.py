@@ -1,0 +1,266 @@
+"""`storyflow-media`: the media container's command (ECS task of the stereo workflow).
+
+Exit codes: 0 done (one JSON line on stdout), 1 failure, 2 not a video / bad arguments,
+128+N on signal N (143 for SIGTERM). Every failure prints one line `error: <Class>: <reason>` on
+stderr; with -v, progress is logged to stderr as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from storyflow_media import __version__, keys, s3io
+from storyflow_media.chunk import chunk
+from storyflow_media.errors import BadManifest, MediaError, NotAVideo, Terminated
+from storyflow_media.reassemble import reassemble
+
+log = logging.getLogger("storyflow_media")
+
+#: After SIGTERM, how long unwinding (temp files, transfer threads) may take before a hard exit.
+TERMINATE_GRACE_SECONDS = 2.0
+
+MANIFEST_FIELDS = ("job_id", "index", "bucket", "key", "start", "duration", "frames")
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="storyflow-media",
+        description="Chunk a video into keyframe-aligned segments, or reassemble inferred segments "
+        "with the source's audio. Reads and writes S3 (AWS_ENDPOINT_URL is honoured).",
+        epilog="Exit codes: 0 ok (one JSON line on stdout), 1 failure, 2 not a video or bad arguments, "
+        "143 SIGTERM. Failures print one line 'error: <Class>: <reason>' on stderr.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser(
+        "chunk",
+        help="split input/J/source.mp4 into segments/J/{i:05d}.mp4 + segments/J/manifest.json",
+        description="Split the source at keyframes by stream copy (video only) into segments of about "
+        "--segment-seconds; when keyframes are further apart than twice that, re-encode with libx264 "
+        "and a keyframe forced every --segment-seconds (odd sizes are padded by 1 px). Writes the "
+        "segments (tagged storyflow-lifecycle=expire-intermediate) and a manifest: a JSON array of "
+        '{"job_id","index","bucket","key","start","duration","frames"}.',
+    )
+    c.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
+    c.add_argument("--bucket", required=True, help="input bucket: holds the source; receives the segments")
+    c.add_argument("--source-key", help="source object key (default input/<job-id>/source.mp4)")
+    c.add_argument(
+        "--segment-seconds", type=_positive, default=10.0, help="target segment length (default 10)"
+    )
+    c.add_argument("--jobs-table", help="DynamoDB jobs table: SET progress.total = number of segments")
+    c.add_argument("--workdir", type=Path, help="scratch directory (default: the system temp dir)")
+
+    r = sub.add_parser(
+        "reassemble",
+        help="join jobs/J/segments/*.mp4 with the source's audio into jobs/J/final.mp4",
+        description="Read segments/J/manifest.json (input bucket), fetch jobs/J/segments/{i:05d}.mp4 "
+        "(output bucket), concatenate them in order (stream copy when they share codec parameters, "
+        "else libx264), mux the audio of the source once (copy, or AAC when its codec does not fit "
+        "MP4), write jobs/J/final.mp4 with faststart, and tag input and output segments "
+        "storyflow-lifecycle=expire-intermediate.",
+    )
+    r.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
+    r.add_argument("--input-bucket", required=True, help="bucket of the source and the manifest")
+    r.add_argument("--output-bucket", required=True, help="bucket of the inferred segments and the final")
+    r.add_argument("--source-key", help="source object key (default input/<job-id>/source.mp4)")
+    r.add_argument("--workdir", type=Path, help="scratch directory (default: the system temp dir)")
+    return parser
+
+
+def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    s3 = s3io.s3_client()
+    job, bucket = args.job_id, args.bucket
+    source_key = args.source_key or keys.source_key(job)
+    source = s3io.download(s3, bucket, source_key, work / "source.mp4")
+    log.info("downloaded %s (%d bytes)", s3io.uri(bucket, source_key), source.stat().st_size)
+    with _named({source.name: s3io.uri(bucket, source_key)}):
+        result = chunk(source, work / "segments", args.segment_seconds)
+    log.info("%d segments (%s)", len(result.segments), result.reason or "stream copy")
+    manifest = [
+        {
+            "job_id": job,
+            "index": seg.index,
+            "bucket": bucket,
+            "key": keys.segment_key(job, seg.index),
+            "start": seg.start,
+            "duration": seg.duration,
+            "frames": seg.frames,
+        }
+        for seg in result.segments
+    ]
+
+    def put_segment(entry: dict[str, Any]) -> None:
+        s3io.upload(s3, work / "segments" / f"{entry['index']:05d}.mp4", bucket, entry["key"])
+        s3io.tag_intermediate(s3, bucket, entry["key"], keep_existing=False)
+
+    s3io.parallel(put_segment, manifest)
+    manifest_key = keys.manifest_key(job)
+    s3io.put_json(s3, bucket, manifest_key, manifest)  # last: its presence means every segment is there
+    s3io.tag_intermediate(s3, bucket, manifest_key, keep_existing=False)
+    if args.jobs_table:
+        s3io.set_progress_total(s3io.dynamodb_client(), args.jobs_table, job, len(manifest))
+    return {
+        "job_id": job,
+        "bucket": bucket,
+        "manifest_key": manifest_key,
+        "segments": len(manifest),
+        "frames": result.frames,
+        "seconds": round(sum(seg.duration for seg in result.segments), 6),
+        "reencoded": result.reencoded,
+    }
+
+
+def read_manifest(s3: Any, bucket: str, job: str) -> list[dict[str, Any]]:
+    key = keys.manifest_key(job)
+    entries = s3io.get_json(s3, bucket, key)
+    where = s3io.uri(bucket, key)
+    if not isinstance(entries, list) or not entries:
+        raise BadManifest(f"{where} is not a non-empty JSON array")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("index"), int):
+            raise BadManifest(f"{where}: entry without an integer index: {str(entry)[:120]}")
+    entries = sorted(entries, key=lambda e: e["index"])
+    indexes = [e["index"] for e in entries]
+    if indexes != list(range(len(entries))):
+        raise BadManifest(f"{where}: indexes are not 0..{len(entries) - 1}: {indexes[:20]}")
+    return entries
+
+
+def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    s3 = s3io.s3_client()
+    job, ib, ob = args.job_id, args.input_bucket, args.output_bucket
+    entries = read_manifest(s3, ib, job)
+    source_key = args.source_key or keys.source_key(job)
+    source = work / "source.mp4"
+    paths = [work / "segments" / f"{e['index']:05d}.mp4" for e in entries]
+    downloads = [
+        (ob, keys.inferred_segment_key(job, e["index"]), p) for e, p in zip(entries, paths, strict=True)
+    ]
+    downloads.append((ib, source_key, source))
+    s3io.parallel(lambda d: s3io.download(s3, *d), downloads)
+    log.info("downloaded %d segments and the source", len(paths))
+    final = work / "final.mp4"
+    with _named({path.name: s3io.uri(bucket, key) for bucket, key, path in downloads}):
+        result = reassemble(paths, final, audio_source=source)
+    final_key = keys.final_key(job)
+    s3io.upload(s3, final, ob, final_key)
+    log.info("wrote %s", s3io.uri(ob, final_key))
+    intermediates = [(e.get("bucket", ib), e.get("key", keys.segment_key(job, e["index"]))) for e in entries]
+    intermediates += [(ob, keys.inferred_segment_key(job, e["index"])) for e in entries]
+    intermediates.append((ib, keys.manifest_key(job)))
+    s3io.parallel(lambda bk: s3io.tag_intermediate(s3, *bk), intermediates)
+    return {
+        "job_id": job,
+        "output_uri": s3io.uri(ob, final_key),
+        "bucket": ob,
+        "key": final_key,
+        "segments": len(entries),
+        "frames": result.frames,
+        "source_frames": sum(int(e.get("frames", 0)) for e in entries),
+        "seconds": result.seconds,
+        "width": result.width,
+        "height": result.height,
+        "video": result.video,
+        "audio": result.audio,
+        "audio_seconds": result.audio_seconds,
+    }
+
+
+COMMANDS = {"chunk": run_chunk, "reassemble": run_reassemble}
+
+
+@contextmanager
+def _named(uris: Mapping[str, str]) -> Iterator[None]:
+    """Report a NotAVideo by the S3 URI of the file rather than its local name."""
+    try:
+        yield
+    except NotAVideo as exc:
+        if exc.where not in uris:
+            raise
+        raise NotAVideo(exc.reason, uris[exc.where]) from None
+
+
+class _Signals:
+    """SIGTERM/SIGINT unwind the command (Terminated); a watchdog hard-exits if unwinding stalls."""
+
+    def __init__(self) -> None:
+        self.received: Terminated | None = None
+        self._exiting = threading.Lock()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.received is not None:
+            return  # already unwinding
+        self.received = Terminated(signum, signal.Signals(signum).name)
+        watchdog = threading.Timer(TERMINATE_GRACE_SECONDS, self.exit)
+        watchdog.daemon = True
+        watchdog.start()
+        raise self.received
+
+    def exit(self) -> NoReturn:
+        """Print the one line and leave now, without joining S3 transfer threads still in flight."""
+        with self._exiting:  # whoever comes first (main thread or watchdog) prints and exits
+            assert self.received is not None
+            print(f"error: Terminated: {self.received}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(self.received.exit_code)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or repr(exc)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    signals = _Signals()
+    signals.install()
+    started = time.monotonic()
+    try:
+        with tempfile.TemporaryDirectory(prefix="storyflow-media-", dir=args.workdir) as tmp:
+            result = COMMANDS[args.command](args, Path(tmp))
+    except Terminated:
+        signals.exit()
+    except MediaError as exc:
+        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:
+        log.info("failed", exc_info=True)  # the traceback, with -v only
+        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    log.info("%s done in %.2fs", args.command, time.monotonic() - started)
+    print(json.dumps(result, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The S3 key shapes of the media commands (mirrors storyflow.keys, which this image cannot import)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+JOB_ID = re.compile(r"^[a-z0-9][a-z0-9-]{7,63}$")
+
+
+def job_id(value: str) -> str:
+    """argparse type: a job id that is safe inside a key (no `/`, no `.`)."""
+    if not JOB_ID.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"job id {value[:80]!r} does not match {JOB_ID.pattern}")
+    return value
+
+
+# Input bucket
+def source_key(job: str) -> str:
+    return f"input/{job}/source.mp4"
+
+
+def segment_key(job: str, index: int) -> str:
+    return f"segments/{job}/{index:05d}.mp4"
+
+
+def manifest_key(job: str) -> str:
+    return f"segments/{job}/manifest.json"
+
+
+# Output bucket
+def inferred_segment_key(job: str, index: int) -> str:
+    return f"jobs/{job}/segments/{index:05d}.mp4"
+
+
+def final_key(job: str) -> str:
+    return f"jobs/{job}/final.mp4"

@@ -1,0 +1,130 @@
+"""The few S3/DynamoDB calls the media commands make (boto3 honours AWS_ENDPOINT_URL by itself)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from storyflow_media.errors import MissingObject
+
+LIFECYCLE_TAG = ("storyflow-lifecycle", "expire-intermediate")
+MP4 = "video/mp4"
+WORKERS = 8
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=WORKERS * 2)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def s3_client() -> Any:
+    return boto3.client("s3", config=_CONFIG)
+
+
+def dynamodb_client() -> Any:
+    return boto3.client("dynamodb", config=_CONFIG)
+
+
+def uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def download(s3: Any, bucket: str, key: str, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        s3.download_file(bucket, key, str(path))
+    except ClientError as exc:
+        if _missing(exc):
+            raise MissingObject(f"{uri(bucket, key)} does not exist") from None
+        raise
+    return path
+
+
+def upload(s3: Any, path: Path, bucket: str, key: str, content_type: str = MP4) -> None:
+    s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+
+
+def get_json(s3: Any, bucket: str, key: str) -> Any:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if _missing(exc):
+            raise MissingObject(f"{uri(bucket, key)} does not exist") from None
+        raise
+    return json.loads(body)
+
+
+def put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
+    body = json.dumps(value, separators=(",", ":")).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def tag_intermediate(s3: Any, bucket: str, key: str, *, keep_existing: bool = True) -> bool:
+    """Tag an object for the 1-day lifecycle rule; False when it no longer exists (nothing to expire).
+
+    `keep_existing` merges with the object's other tags (one more call); skip it for objects this
+    process has just written.
+    """
+    name, value = LIFECYCLE_TAG
+    try:
+        tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] if keep_existing else []
+        if {"Key": name, "Value": value} in tags:
+            return True
+        tags = [t for t in tags if t["Key"] != name] + [{"Key": name, "Value": value}]
+        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tags})
+    except ClientError as exc:
+        if _missing(exc):
+            return False
+        raise
+    return True
+
+
+def set_progress_total(dynamodb: Any, table: str, job_id: str, total: int) -> None:
+    """SET progress.total (and updated_at) on an existing job; creates `progress` if the item has none."""
+    now = {"N": repr(round(time.time(), 3))}
+    key = {"job_id": {"S": job_id}}
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET progress.#t = :t, updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeNames={"#t": "total"},
+            ExpressionAttributeValues={":t": {"N": str(total)}, ":now": now},
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ValidationException":
+            raise
+        dynamodb.update_item(  # the item has no `progress` map yet
+            TableName=table,
+            Key=key,
+            UpdateExpression="SET progress = :p, updated_at = :now",
+            ConditionExpression="attribute_exists(job_id)",
+            ExpressionAttributeValues={
+                ":p": {"M": {"done": {"N": "0"}, "total": {"N": str(total)}}},
+                ":now": now,
+            },
+        )
+
+
+def parallel(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`fn` over `items` on a few threads (boto3 clients are thread-safe); the first error propagates."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=min(WORKERS, len(items)), thread_name_prefix="s3")
+    try:
+        return list(pool.map(fn, items))
+    finally:  # on an error or SIGTERM, drop what has not started instead of waiting for it
+        pool.shutdown(wait=False, cancel_futures=True)

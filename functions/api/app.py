@@ -1,0 +1,160 @@
+"""The jobs REST API: thin Powertools routes over `storyflow.api` (logic and data access live there)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from storyflow import api
+from storyflow.errors import StoryflowError
+from storyflow.keys import JOB_ID_PATTERN
+from storyflow.models import Job, JobAccepted, JobOutputs, JobPage, JobRequest, JobStatus
+from storyflow.observability import logger, metrics, tracer
+from storyflow.settings import Settings
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="A job id as returned by POST /jobs.")]
+
+
+def _errors(*codes: int) -> dict[int | str, Any]:
+    reasons = {
+        400: "Bad request: malformed JSON, unknown kind, a missing or out-of-range field, a bad job id "
+        "or pagination token. `message` names the field.",
+        404: "No such job.",
+        409: "The job is not in a state that allows this.",
+        413: "Request body over 64 kB.",
+    }
+    return {
+        code: {
+            "description": reasons[code],
+            "content": {content_types.APPLICATION_JSON: {"model": api.ApiError}},
+        }
+        for code in codes
+    }
+
+
+def _error(status: int, message: str, field: str | None = None) -> Response[api.ApiError]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=api.ApiError(message=message, field=field),
+    )
+
+
+# ---------------------------------------------------------------- routes
+@app.post(
+    "/jobs",
+    summary="Submit a job",
+    description="Creates a queued job. `stereo` answers with a presigned POST: upload the .mp4 to it and "
+    "the upload starts the workflow. Other kinds start their workflow at once.",
+    responses={202: {"description": "Accepted", "content": {content_types.APPLICATION_JSON: {"model": JobAccepted}}}}
+    | _errors(400, 413),
+    tags=["jobs"],
+)
+def submit_job(request: Annotated[JobRequest, Body(description="The job: `kind` picks the parameters.")]) -> Response[
+    JobAccepted
+]:
+    api.check_body_size(app.current_event.body, app.current_event.is_base64_encoded)
+    accepted = api.submit_job(request, Settings.from_env())
+    return Response(status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted)
+
+
+@app.get(
+    "/jobs",
+    summary="List jobs by status",
+    description="Newest first (by created_at, or completed_at for finished statuses). Pass `next` from the "
+    "previous page to get the following one.",
+    responses=_errors(400),
+    tags=["jobs"],
+)
+def list_jobs(
+    status: Annotated[JobStatus, Query(description="Which status to list.")] = JobStatus.RUNNING,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    next_token: Annotated[
+        str | None, Query(alias="next", max_length=2048, description="Opaque token from the previous page.")
+    ] = None,
+) -> JobPage:
+    return api.list_jobs(status, limit, next_token, Settings.from_env())
+
+
+@app.get("/jobs/<job_id>", summary="Get a job", responses=_errors(400, 404), tags=["jobs"])
+def get_job(job_id: JobId) -> Job:
+    return api.get_job(job_id, Settings.from_env())
+
+
+@app.post(
+    "/jobs/<job_id>/cancel",
+    summary="Cancel a job",
+    description="Stops the job's execution (if any) and marks it cancelled. A finished job answers 409.",
+    responses=_errors(400, 404, 409),
+    tags=["jobs"],
+)
+def cancel_job(job_id: JobId) -> Job:
+    return api.cancel_job(job_id, Settings.from_env())
+
+
+@app.get(
+    "/jobs/<job_id>/outputs",
+    summary="Download links for a completed job's outputs",
+    description="Presigned GET URLs, one per output name. 409 until the job is completed.",
+    responses=_errors(400, 404, 409),
+    tags=["jobs"],
+)
+def job_outputs(job_id: JobId) -> JobOutputs:
+    return api.job_outputs(job_id, Settings.from_env())
+
+
+@app.get("/health", summary="Liveness (no auth)", tags=["health"])
+def health() -> api.Health:
+    return api.Health()
+
+
+# ---------------------------------------------------------------- errors: always {"message", "field"}
+@app.exception_handler(StoryflowError)
+def storyflow_error(error: StoryflowError) -> Response[api.ApiError]:
+    if error.status_code >= 500:
+        logger.exception("request failed", extra={"error": type(error).__name__})
+    else:
+        logger.info("request refused", extra={"error": type(error).__name__, "field": error.field})
+    return _error(error.status_code, error.message, error.field)
+
+
+@app.exception_handler(RequestValidationError)
+def validation_error(error: RequestValidationError) -> Response[api.ApiError]:
+    event = app.current_event
+    try:  # an oversized body is refused for its size, whatever else is wrong with it
+        api.check_body_size(event.body, event.is_base64_encoded)
+    except StoryflowError as too_large:
+        return _error(too_large.status_code, too_large.message, too_large.field)
+    message, field = api.describe_validation_errors(error.errors())
+    logger.info("request refused", extra={"error": "RequestValidationError", "field": field})
+    return _error(HTTPStatus.BAD_REQUEST, message, field)
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def unsupported_content_type(error: RequestUnsupportedContentType) -> Response[api.ApiError]:
+    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "body: send JSON (Content-Type: application/json)", "body")
+
+
+@app.not_found
+def not_found(error: NotFoundError) -> Response[api.ApiError]:
+    return _error(HTTPStatus.NOT_FOUND, f"no route {app.current_event.http_method} {app.current_event.path}")
+
+
+# ---------------------------------------------------------------- Lambda entry point
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

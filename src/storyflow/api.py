@@ -1,0 +1,203 @@
+"""The jobs API's logic and data access; each route of `functions/api/app.py` calls one function here.
+
+Every function validates before it writes: a refused request leaves no item and no object behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel
+
+from storyflow import aws, keys, workflows
+from storyflow.errors import Conflict, PayloadTooLarge, StoryflowError, TransientError
+from storyflow.jobstore import JobStore
+from storyflow.models import (
+    Job,
+    JobAccepted,
+    JobError,
+    JobKind,
+    JobOutputs,
+    JobPage,
+    JobRequest,
+    JobStatus,
+    StereoRequest,
+    UploadTicket,
+)
+from storyflow.observability import logger, metrics
+from storyflow.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+_SOURCES = ("body", "path", "query", "header", "cookie")
+_KIND_TAGS = frozenset(kind.value for kind in JobKind)
+
+
+class ApiError(BaseModel):
+    """Every 4xx/5xx body: what went wrong, and the request field it concerns (when there is one)."""
+
+    message: str
+    field: str | None = None
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+# ---------------------------------------------------------------- request checks
+def body_size(body: str | None, is_base64_encoded: bool = False) -> int:
+    if not body:
+        return 0
+    if is_base64_encoded:
+        return len(body) * 3 // 4
+    return len(body.encode())
+
+
+def check_body_size(body: str | None, is_base64_encoded: bool = False) -> None:
+    size = body_size(body, is_base64_encoded)
+    if size > MAX_BODY_BYTES:
+        raise PayloadTooLarge(
+            f"request body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes "
+            "(media goes through the presigned upload, never the API)",
+            field="body",
+        )
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    """('body', 'video', 'num_videos') -> 'num_videos'; ('body', 'scenes', 0, 'prompt') -> 'scenes.0.prompt'."""
+    parts = list(loc)
+    source = parts.pop(0) if parts and parts[0] in _SOURCES else None
+    if source == "body" and len(parts) > 1 and parts[0] in _KIND_TAGS:
+        parts.pop(0)  # the discriminated union's tag, not a field the client sent
+    return ".".join(str(part) for part in parts) or (source or "request")
+
+
+def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> tuple[str, str | None]:
+    """A readable message naming every failing field, and the first field (pydantic's input is not echoed)."""
+    messages: list[str] = []
+    fields: list[str] = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        kind = error.get("type", "")
+        if kind == "json_invalid":
+            reason = error.get("ctx", {}).get("error", "invalid JSON")
+            position = loc[1] if len(loc) > 1 else "?"
+            field, message = "body", f"body: malformed JSON ({reason} at position {position})"
+        elif kind in {"union_tag_invalid", "union_tag_not_found"}:
+            expected = ", ".join(sorted(_KIND_TAGS))
+            field = "kind"
+            message = f"kind: must be one of {expected}" + (
+                " (missing)" if kind == "union_tag_not_found" else f", got {error.get('ctx', {}).get('tag')!r}"
+            )
+        elif kind == "model_attributes_type" and _field_path(loc) == "body":
+            field, message = "body", "body: must be a JSON object"
+        else:
+            field = _field_path(loc)
+            message = f"{field}: {error.get('msg', 'invalid value')}"
+        fields.append(field)
+        messages.append(message)
+    return "; ".join(messages) or "invalid request", (fields[0] if fields else None)
+
+
+# ---------------------------------------------------------------- routes
+def submit_job(request: JobRequest, settings: Settings) -> JobAccepted:
+    """Create a queued job. Stereo gets a presigned upload (the upload starts it); others start now."""
+    store = JobStore(settings.require("jobs_table"))
+    job_id = keys.new_job_id(request.kind.value)
+    if isinstance(request, StereoRequest):
+        ticket = presigned_upload(job_id, request.max_upload_bytes, settings)  # signs locally, no call
+        store.create(request.kind, job_id, request.model_dump(mode="json"))
+        metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
+        logger.info("stereo job created; waiting for its upload", extra={"job_id": job_id})
+        return JobAccepted(job_id=job_id, status=JobStatus.QUEUED, upload=ticket)
+
+    workflows.state_machine_arn(request.kind, settings)  # WorkflowNotDeployed (400) before any write
+    store.create(request.kind, job_id, request.model_dump(mode="json"))
+    payload = {"job_id": job_id, "request": request.model_dump(mode="json")}
+    try:
+        arn, _ = workflows.start(request.kind, job_id, payload, settings)
+    except (ClientError, BotoCoreError) as error:
+        # Never leave a queued job that nothing will run: record why it failed, then answer 503.
+        store.transition(
+            job_id, JobStatus.FAILED, error=JobError(error="StartExecutionFailed", cause=str(error)[:1000])
+        )
+        logger.exception("could not start the workflow", extra={"job_id": job_id})
+        raise TransientError(f"could not start the {request.kind.value} workflow; try again") from error
+    metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
+    logger.info("job submitted", extra={"job_id": job_id, "kind": request.kind.value, "execution_arn": arn})
+    return JobAccepted(job_id=job_id, status=JobStatus.QUEUED)
+
+
+def presigned_upload(job_id: str, max_bytes: int, settings: Settings) -> UploadTicket:
+    """A presigned POST for `input/{job_id}/source.mp4`: size 1..max_bytes, Content-Type video/mp4 only."""
+    key = keys.upload_key(job_id)
+    expires = settings.upload_expires_seconds
+    post = aws.client("s3").generate_presigned_post(
+        Bucket=settings.require("input_bucket"),
+        Key=key,
+        Fields={"Content-Type": keys.SOURCE_CONTENT_TYPE},
+        Conditions=[
+            {"Content-Type": keys.SOURCE_CONTENT_TYPE},
+            ["content-length-range", 1, max_bytes],
+        ],
+        ExpiresIn=expires,
+    )
+    return UploadTicket(url=post["url"], fields=post["fields"], key=key, max_bytes=max_bytes, expires_in=expires)
+
+
+def get_job(job_id: str, settings: Settings) -> Job:
+    return JobStore(settings.require("jobs_table")).get(keys.check_job_id(job_id))
+
+
+def list_jobs(status: JobStatus, limit: int, next_token: str | None, settings: Settings) -> JobPage:
+    items, token = JobStore(settings.require("jobs_table")).list(status, limit, next_token or None)
+    return JobPage(items=items, next=token)
+
+
+def cancel_job(job_id: str, settings: Settings) -> Job:
+    """queued/running -> stop the execution (if any) -> cancelled. A finished job is a 409."""
+    store = JobStore(settings.require("jobs_table"))
+    job = store.get(keys.check_job_id(job_id))
+    if job.status.finished:
+        raise Conflict(f"job {job_id} is already {job.status.value}; it cannot be cancelled", field="status")
+    execution = job.execution_arn or _expected_execution(job, settings)
+    if execution:
+        workflows.stop(execution, cause="cancelled through the API")
+    cancelled = store.transition(job_id, JobStatus.CANCELLED)
+    metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
+    logger.info("job cancelled", extra={"job_id": job_id, "execution_arn": execution})
+    return cancelled
+
+
+def _expected_execution(job: Job, settings: Settings) -> str | None:
+    """The execution a start would have created (named by the job id), when the kind has a workflow."""
+    try:
+        machine = workflows.state_machine_arn(job.kind, settings)
+    except StoryflowError:
+        return None
+    return workflows.execution_arn(machine, job.job_id)
+
+
+def job_outputs(job_id: str, settings: Settings) -> JobOutputs:
+    """Presigned GETs for every output of a completed job (only objects of this stack's output bucket)."""
+    job = get_job(job_id, settings)
+    if job.status is not JobStatus.COMPLETED:
+        raise Conflict(f"job {job_id} is {job.status.value}; outputs exist once it is completed", field="status")
+    bucket = settings.require("output_bucket")
+    expires = settings.download_expires_seconds
+    s3 = aws.client("s3")
+    urls: dict[str, str] = {}
+    for name, uri in sorted(job.outputs.items()):
+        try:
+            location = keys.S3Location.parse(uri)
+        except StoryflowError:
+            logger.warning("output is not an s3 URI; skipped", extra={"job_id": job_id, "output": name})
+            continue
+        if location.bucket != bucket:
+            logger.warning("output outside the output bucket; skipped", extra={"job_id": job_id, "output": name})
+            continue
+        urls[name] = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": location.bucket, "Key": location.key}, ExpiresIn=expires
+        )
+    return JobOutputs(job_id=job.job_id, status=job.status, outputs=urls, expires_in=expires)
