@@ -77,7 +77,7 @@ class JobStore:
         """Move a job to `target` only if its current status allows it (one conditional write)."""
         now = time.time()
         values: dict[str, Any] = {":target": target.value, ":now": _to_dynamo(now)}
-        names = {"#status": "status"}  # every attribute by placeholder: `error` and `status` are reserved words
+        names = {"#status": "status"}  # placeholders for all: `error`, `status` are reserved words
         sets = ["#status = :target", "updated_at = :now"]
         for name, value in (
             ("stage", stage),

@@ -60,7 +60,7 @@ for _tag in (
 
 @lru_cache(maxsize=1)
 def load_template() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - safe loader subclass
+    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
     return data
 
 
