@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from storyflow import api
 from storyflow.errors import StoryflowError
@@ -22,18 +24,26 @@ from storyflow.models import Job, JobAccepted, JobOutputs, JobPage, JobRequest, 
 from storyflow.observability import logger, metrics, tracer
 from storyflow.settings import Settings
 
+# A GET emits no metric; that is expected, not worth a warning per request.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+
 app = APIGatewayRestResolver(enable_validation=True)
 
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="A job id as returned by POST /jobs.")]
 
 
-def _errors(*codes: int) -> dict[int | str, Any]:
+def _ok(model: type[BaseModel], code: int = HTTPStatus.OK, description: str = "OK") -> dict[int, Any]:
+    return {code: {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}}
+
+
+def _errors(*codes: int) -> dict[int, Any]:
     reasons = {
         400: "Bad request: malformed JSON, unknown kind, a missing or out-of-range field, a bad job id "
         "or pagination token. `message` names the field.",
         404: "No such job.",
         409: "The job is not in a state that allows this.",
         413: "Request body over 64 kB.",
+        503: "The workflow could not be started (the job is marked failed); try again.",
     }
     return {
         code: {
@@ -58,16 +68,17 @@ def _error(status: int, message: str, field: str | None = None) -> Response[api.
     summary="Submit a job",
     description="Creates a queued job. `stereo` answers with a presigned POST: upload the .mp4 to it and "
     "the upload starts the workflow. Other kinds start their workflow at once.",
-    responses={202: {"description": "Accepted", "content": {content_types.APPLICATION_JSON: {"model": JobAccepted}}}}
-    | _errors(400, 413),
+    responses=_ok(JobAccepted, HTTPStatus.ACCEPTED, "Accepted") | _errors(400, 413, 503),
     tags=["jobs"],
 )
-def submit_job(request: Annotated[JobRequest, Body(description="The job: `kind` picks the parameters.")]) -> Response[
-    JobAccepted
-]:
+def submit_job(
+    request: Annotated[JobRequest, Body(description="The job: `kind` picks the parameters.")],
+) -> Response[JobAccepted]:
     api.check_body_size(app.current_event.body, app.current_event.is_base64_encoded)
     accepted = api.submit_job(request, Settings.from_env())
-    return Response(status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted
+    )
 
 
 @app.get(
@@ -75,7 +86,7 @@ def submit_job(request: Annotated[JobRequest, Body(description="The job: `kind` 
     summary="List jobs by status",
     description="Newest first (by created_at, or completed_at for finished statuses). Pass `next` from the "
     "previous page to get the following one.",
-    responses=_errors(400),
+    responses=_ok(JobPage) | _errors(400),
     tags=["jobs"],
 )
 def list_jobs(
@@ -88,7 +99,7 @@ def list_jobs(
     return api.list_jobs(status, limit, next_token, Settings.from_env())
 
 
-@app.get("/jobs/<job_id>", summary="Get a job", responses=_errors(400, 404), tags=["jobs"])
+@app.get("/jobs/<job_id>", summary="Get a job", responses=_ok(Job) | _errors(400, 404), tags=["jobs"])
 def get_job(job_id: JobId) -> Job:
     return api.get_job(job_id, Settings.from_env())
 
@@ -97,7 +108,7 @@ def get_job(job_id: JobId) -> Job:
     "/jobs/<job_id>/cancel",
     summary="Cancel a job",
     description="Stops the job's execution (if any) and marks it cancelled. A finished job answers 409.",
-    responses=_errors(400, 404, 409),
+    responses=_ok(Job) | _errors(400, 404, 409),
     tags=["jobs"],
 )
 def cancel_job(job_id: JobId) -> Job:
@@ -108,14 +119,14 @@ def cancel_job(job_id: JobId) -> Job:
     "/jobs/<job_id>/outputs",
     summary="Download links for a completed job's outputs",
     description="Presigned GET URLs, one per output name. 409 until the job is completed.",
-    responses=_errors(400, 404, 409),
+    responses=_ok(JobOutputs) | _errors(400, 404, 409),
     tags=["jobs"],
 )
 def job_outputs(job_id: JobId) -> JobOutputs:
     return api.job_outputs(job_id, Settings.from_env())
 
 
-@app.get("/health", summary="Liveness (no auth)", tags=["health"])
+@app.get("/health", summary="Liveness (no auth)", responses=_ok(api.Health), tags=["health"])
 def health() -> api.Health:
     return api.Health()
 
@@ -132,11 +143,8 @@ def storyflow_error(error: StoryflowError) -> Response[api.ApiError]:
 
 @app.exception_handler(RequestValidationError)
 def validation_error(error: RequestValidationError) -> Response[api.ApiError]:
-    event = app.current_event
-    try:  # an oversized body is refused for its size, whatever else is wrong with it
-        api.check_body_size(event.body, event.is_base64_encoded)
-    except StoryflowError as too_large:
-        return _error(too_large.status_code, too_large.message, too_large.field)
+    """400 (not Powertools' 422) naming every failing field; an oversized body that is also invalid gets
+    this precise answer, one that is valid gets 413 from the route."""
     message, field = api.describe_validation_errors(error.errors())
     logger.info("request refused", extra={"error": "RequestValidationError", "field": field})
     return _error(HTTPStatus.BAD_REQUEST, message, field)
@@ -144,7 +152,9 @@ def validation_error(error: RequestValidationError) -> Response[api.ApiError]:
 
 @app.exception_handler(RequestUnsupportedContentType)
 def unsupported_content_type(error: RequestUnsupportedContentType) -> Response[api.ApiError]:
-    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "body: send JSON (Content-Type: application/json)", "body")
+    return _error(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "body: send JSON (Content-Type: application/json)", "body"
+    )
 
 
 @app.not_found

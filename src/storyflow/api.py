@@ -5,13 +5,17 @@ Every function validates before it writes: a refused request leaves no item and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from storyflow import aws, keys, workflows
+from storyflow import keys, workflows
 from storyflow.errors import Conflict, PayloadTooLarge, StoryflowError, TransientError
 from storyflow.jobstore import JobStore
 from storyflow.models import (
@@ -65,7 +69,7 @@ def check_body_size(body: str | None, is_base64_encoded: bool = False) -> None:
 
 
 def _field_path(loc: Sequence[Any]) -> str:
-    """('body', 'video', 'num_videos') -> 'num_videos'; ('body', 'scenes', 0, 'prompt') -> 'scenes.0.prompt'."""
+    """('body', 'video', 'num_videos') -> 'num_videos'; ('body', 'scenes', 0, 'x') -> 'scenes.0.x'."""
     parts = list(loc)
     source = parts.pop(0) if parts and parts[0] in _SOURCES else None
     if source == "body" and len(parts) > 1 and parts[0] in _KIND_TAGS:
@@ -88,7 +92,9 @@ def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> tuple[str
             expected = ", ".join(sorted(_KIND_TAGS))
             field = "kind"
             message = f"kind: must be one of {expected}" + (
-                " (missing)" if kind == "union_tag_not_found" else f", got {error.get('ctx', {}).get('tag')!r}"
+                " (missing)"
+                if kind == "union_tag_not_found"
+                else f", got {error.get('ctx', {}).get('tag')!r}"
             )
         elif kind == "model_attributes_type" and _field_path(loc) == "body":
             field, message = "body", "body: must be a JSON object"
@@ -133,7 +139,7 @@ def presigned_upload(job_id: str, max_bytes: int, settings: Settings) -> UploadT
     """A presigned POST for `input/{job_id}/source.mp4`: size 1..max_bytes, Content-Type video/mp4 only."""
     key = keys.upload_key(job_id)
     expires = settings.upload_expires_seconds
-    post = aws.client("s3").generate_presigned_post(
+    post = signing_s3().generate_presigned_post(
         Bucket=settings.require("input_bucket"),
         Key=key,
         Fields={"Content-Type": keys.SOURCE_CONTENT_TYPE},
@@ -143,7 +149,28 @@ def presigned_upload(job_id: str, max_bytes: int, settings: Settings) -> UploadT
         ],
         ExpiresIn=expires,
     )
-    return UploadTicket(url=post["url"], fields=post["fields"], key=key, max_bytes=max_bytes, expires_in=expires)
+    return UploadTicket(
+        url=post["url"], fields=post["fields"], key=key, max_bytes=max_bytes, expires_in=expires
+    )
+
+
+def signing_s3() -> Any:
+    """An S3 client for presigning: SigV4 (SigV2 is refused by buckets made since 2020) and the bucket's
+    regional virtual-host endpoint (the global one can redirect a POST), unless AWS_ENDPOINT_URL is set."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return _signing_s3(region, os.environ.get("AWS_ENDPOINT_URL"))
+
+
+@lru_cache(maxsize=8)
+def _signing_s3(region: str, endpoint_url: str | None) -> Any:
+    if endpoint_url is None:
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        endpoint_url = f"https://s3.{region}.{suffix}"
+        config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+    else:
+        config = Config(signature_version="s3v4")
+    session: Any = boto3.session.Session()
+    return session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
 def get_job(job_id: str, settings: Settings) -> Job:
@@ -183,10 +210,12 @@ def job_outputs(job_id: str, settings: Settings) -> JobOutputs:
     """Presigned GETs for every output of a completed job (only objects of this stack's output bucket)."""
     job = get_job(job_id, settings)
     if job.status is not JobStatus.COMPLETED:
-        raise Conflict(f"job {job_id} is {job.status.value}; outputs exist once it is completed", field="status")
+        raise Conflict(
+            f"job {job_id} is {job.status.value}; outputs exist once it is completed", field="status"
+        )
     bucket = settings.require("output_bucket")
     expires = settings.download_expires_seconds
-    s3 = aws.client("s3")
+    s3 = signing_s3()
     urls: dict[str, str] = {}
     for name, uri in sorted(job.outputs.items()):
         try:
@@ -195,7 +224,9 @@ def job_outputs(job_id: str, settings: Settings) -> JobOutputs:
             logger.warning("output is not an s3 URI; skipped", extra={"job_id": job_id, "output": name})
             continue
         if location.bucket != bucket:
-            logger.warning("output outside the output bucket; skipped", extra={"job_id": job_id, "output": name})
+            logger.warning(
+                "output outside the output bucket; skipped", extra={"job_id": job_id, "output": name}
+            )
             continue
         urls[name] = s3.generate_presigned_url(
             "get_object", Params={"Bucket": location.bucket, "Key": location.key}, ExpiresIn=expires

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import time
 from decimal import Decimal
 from typing import Any
@@ -92,6 +93,11 @@ class JobStore:
         if target in FINISHED:
             sets.append("completed_at = :now")
         sources = allowed_sources(target)
+        if not sources:  # nothing may become `target` (e.g. queued): refuse before an invalid `IN ()`
+            current = self.get(job_id)
+            raise Conflict(
+                f"job {job_id} is {current.status.value}; it cannot become {target.value}", field="status"
+            )
         for i, source in enumerate(sources):
             values[f":from{i}"] = source.value
         condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(sources))) + ")"
@@ -114,22 +120,32 @@ class JobStore:
         return Job.model_validate(_from_dynamo(result["Attributes"]))
 
     def set_progress_total(self, job_id: str, total: int) -> None:
-        self.table.update_item(
-            Key={"job_id": check_job_id(job_id)},
-            UpdateExpression="SET progress.#total = :total, updated_at = :now",
-            ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeNames={"#total": "total"},
-            ExpressionAttributeValues={":total": total, ":now": _to_dynamo(time.time())},
-        )
+        try:
+            self.table.update_item(
+                Key={"job_id": check_job_id(job_id)},
+                UpdateExpression="SET progress.#total = :total, updated_at = :now",
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeNames={"#total": "total"},
+                ExpressionAttributeValues={":total": total, ":now": _to_dynamo(time.time())},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise NotFound(f"job {job_id} not found", field="job_id") from error
+            raise
 
     def add_progress(self, job_id: str, done: int = 1) -> None:
         """Atomic counter: concurrent segments never lose an increment."""
-        self.table.update_item(
-            Key={"job_id": check_job_id(job_id)},
-            UpdateExpression="ADD progress.done :done SET updated_at = :now",
-            ConditionExpression="attribute_exists(job_id)",
-            ExpressionAttributeValues={":done": done, ":now": _to_dynamo(time.time())},
-        )
+        try:
+            self.table.update_item(
+                Key={"job_id": check_job_id(job_id)},
+                UpdateExpression="ADD progress.done :done SET updated_at = :now",
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeValues={":done": done, ":now": _to_dynamo(time.time())},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                raise NotFound(f"job {job_id} not found", field="job_id") from error
+            raise
 
     def list(
         self, status: JobStatus, limit: int = 20, next_token: str | None = None
@@ -166,13 +182,20 @@ def decode_page_token(token: str, status: JobStatus) -> dict[str, Any]:
         key = json.loads(raw)
     except (binascii.Error, ValueError) as error:
         raise BadRequest("next is not a valid pagination token", field="next") from error
-    allowed = {"job_id", "status", "created_at", "completed_at"}
+    # Exactly the key of the index this status is listed from: anything else would reach DynamoDB as a 500.
+    sort_key = "completed_at" if status in FINISHED else "created_at"
     if (
         not isinstance(key, dict)
-        or not set(key) <= allowed
+        or set(key) != {"job_id", "status", sort_key}
         or key.get("status") != status.value
         or not isinstance(key.get("job_id"), str)
+        or not isinstance(key.get(sort_key), int | float)
+        or isinstance(key.get(sort_key), bool)
+        or not math.isfinite(key[sort_key])
     ):
         raise BadRequest("next is not a valid pagination token for this status", field="next")
-    check_job_id(key["job_id"])
+    try:
+        check_job_id(key["job_id"])
+    except BadRequest as error:
+        raise BadRequest("next is not a valid pagination token", field="next") from error
     return dict(_to_dynamo(key))

@@ -2,7 +2,8 @@
 
 Routes (a trailing slash is optional):
   GET    /health/        200 {"status": "ok", "items": N}
-  GET    /items/         200 {"items": [...], "next": <id or null>}   (?limit=1..1000, default 100; ?after=<id>)
+  GET    /items/         200 {"items": [...], "next": <id or null>}
+                         (?limit=1..1000, default 100; ?after=<id> for the next page)
   POST   /items/         {"name": str, "data": any} → 201 item (with "id"), Location header
   GET    /items/{id}     200 item | 404
   DELETE /items/{id}     204 | 404
@@ -34,6 +35,7 @@ MAX_BODY_BYTES = 1 << 20
 MAX_NAME_LENGTH = 200
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
+MAX_SQLITE_INT = 2**63 - 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -93,7 +95,8 @@ class ItemStore:
     def list(self, limit: int, after: int) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, name, data, created_at FROM items WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+                "SELECT id, name, data, created_at FROM items WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
             ).fetchall()
         return [self._row(row) for row in rows]
 
@@ -132,7 +135,7 @@ def _parse_item(body: bytes) -> tuple[str, Any]:
 
 
 def _parse_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_SQLITE_INT:
         raise _validation(f"item id must be a positive integer, got {raw!r}")
     return int(raw)
 
@@ -200,7 +203,8 @@ class Handler(BaseHTTPRequestHandler):
         except sqlite3.Error as exc:
             log.exception("database error on %s %s", method, self.path)
             self._send_json(
-                HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "InternalError", "cause": f"database error: {exc}"}
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                {"error": "InternalError", "cause": f"database error: {exc}"},
             )
 
     def do_GET(self) -> None:
@@ -245,7 +249,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 query = parse_qs(url.query)
                 limit = _query_int(query, "limit", DEFAULT_LIST_LIMIT, 1, MAX_LIST_LIMIT)
-                after = _query_int(query, "after", 0, 0, 2**63 - 1)
+                after = _query_int(query, "after", 0, 0, MAX_SQLITE_INT)
                 items = store.list(limit, after)
                 next_after = items[-1]["id"] if len(items) == limit else None
                 self._send_json(HTTPStatus.OK, {"items": items, "next": next_after})
@@ -253,10 +257,10 @@ class Handler(BaseHTTPRequestHandler):
             allow("GET", "DELETE")
             item_id = _parse_id(parts[1])
             if method == "GET":
-                item = store.get(item_id)
-                if item is None:
+                found = store.get(item_id)
+                if found is None:
                     raise ApiError(HTTPStatus.NOT_FOUND, "NotFound", f"item {item_id} does not exist")
-                self._send_json(HTTPStatus.OK, item)
+                self._send_json(HTTPStatus.OK, found)
             else:
                 if not store.delete(item_id):
                     raise ApiError(HTTPStatus.NOT_FOUND, "NotFound", f"item {item_id} does not exist")

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from storyflow_backend import __version__
 from storyflow_backend.config import ENV_HELP, ConfigError, SupervisorConfig, db_path_from_env, port_from_env
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     app = commands.add_parser(
         "app",
         help="run only the built-in app (no S3 sync)",
-        description="Run the built-in app: GET /health/, CRUD on /items/, stored in the SQLite DB at DB_PATH.",
+        description="Run the built-in app: GET /health/ and CRUD on /items/, stored in the DB at DB_PATH.",
         epilog=ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,9 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     log = logging.getLogger("storyflow-backend")
     try:
+        # Imports are lazy: the app child process starts faster without boto3.
         if args.command == "app":
-            from pathlib import Path
-
             from storyflow_backend.app import serve
 
             port = args.port if args.port is not None else port_from_env(os.environ)

@@ -74,7 +74,9 @@ class SnapshotStore:
         finally:
             body.close()
         if expected and expected != digest.hexdigest():
-            raise IntegrityMismatch(f"sha256 mismatch (recorded {expected[:12]}…, got {digest.hexdigest()[:12]}…)")
+            raise IntegrityMismatch(
+                f"sha256 mismatch (recorded {expected[:12]}…, got {digest.hexdigest()[:12]}…)"
+            )
 
     def upload(self, path: Path, sha256: str) -> str | None:
         """Upload ``path`` as a new version of the key; return its VersionId (None: bucket not versioned)."""

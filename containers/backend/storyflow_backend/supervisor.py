@@ -51,7 +51,9 @@ def restore_database(store: SnapshotStore, db_path: Path) -> str | None:
         if current is None:
             log.info("no DB versions at %s; starting empty", store.location)
         elif current.is_delete_marker:
-            log.info("DB at %s is deleted (delete marker %s); starting empty", store.location, current.version_id)
+            log.info(
+                "DB at %s is deleted (delete marker %s); starting empty", store.location, current.version_id
+            )
             current = None
         while current is not None:
             remove_db_files(staging)
@@ -156,11 +158,20 @@ class Snapshotter:
             remove_db_files(copy)
         self._clean, self._clean_sha, self.last_version_id = fingerprint, sha, version_id
         if version_id is None:
-            log.warning("%s snapshot uploaded to %s (%d bytes) but the bucket is NOT versioned", reason,
-                        self._store.location, size)
+            log.warning(
+                "%s snapshot uploaded to %s (%d bytes) but the bucket is NOT versioned",
+                reason,
+                self._store.location,
+                size,
+            )
         else:
-            log.info("%s snapshot uploaded: version %s (%d bytes) to %s", reason, version_id, size,
-                     self._store.location)
+            log.info(
+                "%s snapshot uploaded: version %s (%d bytes) to %s",
+                reason,
+                version_id,
+                size,
+                self._store.location,
+            )
         return True
 
     def close(self) -> None:

@@ -148,6 +148,14 @@ def read_manifest(s3: Any, bucket: str, job: str) -> list[dict[str, Any]]:
     return entries
 
 
+def _starts(entries: list[dict[str, Any]]) -> list[float] | None:
+    """The manifest's segment start times, when every entry has one (they place VFR segments exactly)."""
+    starts = [e.get("start") for e in entries]
+    if all(isinstance(s, int | float) and not isinstance(s, bool) for s in starts):
+        return [float(s) for s in starts]  # type: ignore[arg-type]
+    return None
+
+
 def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     s3 = s3io.s3_client()
     job, ib, ob = args.job_id, args.input_bucket, args.output_bucket
@@ -163,7 +171,7 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     log.info("downloaded %d segments and the source", len(paths))
     final = work / "final.mp4"
     with _named({path.name: s3io.uri(bucket, key) for bucket, key, path in downloads}):
-        result = reassemble(paths, final, audio_source=source)
+        result = reassemble(paths, final, audio_source=source, starts=_starts(entries))
     final_key = keys.final_key(job)
     s3io.upload(s3, final, ob, final_key)
     log.info("wrote %s", s3io.uri(ob, final_key))
@@ -237,11 +245,8 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     signals = _Signals()
     signals.install()
     started = time.monotonic()

@@ -58,19 +58,46 @@ class _VideoParams:
 
 @dataclass
 class _Timeline:
-    """Where the next segment starts, and what has been written so far."""
+    """Where the next segment goes, and what has been written so far (times in seconds)."""
 
-    next_start: Fraction = Fraction(0)  # seconds
-    last_dts: Fraction | None = None  # seconds
+    next_start: Fraction = Fraction(0)  # where the last segment's last frame ended
+    last_pts: Fraction | None = None
+    last_dts: Fraction | None = None
     frames: int = 0
     audio_start: Fraction | None = None
     audio_end: Fraction | None = None
 
+    def place(self, planned: Fraction | None, frame: Fraction) -> Fraction:
+        """Start of the next segment: `planned` (manifest) or the previous end, never on a shown frame."""
+        start = self.next_start if planned is None else planned
+        if self.last_pts is not None and start <= self.last_pts:
+            start = self.last_pts + frame
+        return start
 
-def reassemble(segments: Sequence[Path], dest: Path, audio_source: Path | None = None) -> ReassembleResult:
-    """Concatenate the video of `segments` into `dest`, with the audio of `audio_source` if it has any."""
+    def wrote(self, pts: Fraction, dts: Fraction | None) -> None:
+        self.frames += 1
+        self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
+        if dts is not None:
+            self.last_dts = dts
+
+
+def reassemble(
+    segments: Sequence[Path],
+    dest: Path,
+    audio_source: Path | None = None,
+    starts: Sequence[float] | None = None,
+) -> ReassembleResult:
+    """Concatenate the video of `segments` into `dest`, with the audio of `audio_source` if it has any.
+
+    `starts` (the manifest's segment start times, seconds) places each segment exactly where its
+    source frames were, which matters for variable frame rate, where a segment's last frame duration
+    is not recorded; without it each segment starts where the previous one's last frame ends.
+    """
     if not segments:
         raise MediaError("no segments to reassemble")
+    if starts is not None and len(starts) != len(segments):
+        raise MediaError(f"{len(starts)} start times for {len(segments)} segments")
+    placed = _from_zero(starts) if starts is not None else None
     params = [_video_params(path) for path in segments]
     first = params[0]
     copy = first.codec in MP4_VIDEO_CODECS and all(p == first for p in params)
@@ -81,10 +108,10 @@ def reassemble(segments: Sequence[Path], dest: Path, audio_source: Path | None =
         with open_video(segments[0]) as (_, template):
             if copy:
                 video_out = out.add_stream_from_template(template)
-                video: Iterator[Packet] = _copied_video(segments, video_out, timeline)
+                video: Iterator[Packet] = _copied_video(segments, placed, video_out, timeline)
             else:
                 video_out = _x264_stream(out, template)
-                video = _reencoded_video(segments, video_out, timeline)
+                video = _reencoded_video(segments, placed, video_out, timeline)
         source = av.open(str(audio_source)) if audio_source is not None else None
         try:
             audio_mode, audio = _audio(source, out, timeline) if source is not None else (None, iter(()))
@@ -108,6 +135,11 @@ def reassemble(segments: Sequence[Path], dest: Path, audio_source: Path | None =
     )
 
 
+def _from_zero(starts: Sequence[float]) -> list[Fraction]:
+    exact = [Fraction(start).limit_denominator(1_000_000) for start in starts]
+    return [start - exact[0] for start in exact]
+
+
 def _video_params(path: Path) -> _VideoParams:
     with open_video(path) as (_, stream):
         ctx = stream.codec_context
@@ -120,11 +152,13 @@ def _dts_seconds(packet: Packet) -> Fraction:
     return ts * packet.time_base
 
 
-def _copied_video(segments: Sequence[Path], out_stream: VideoStream, timeline: _Timeline) -> Iterator[Packet]:
-    for path in segments:
+def _copied_video(
+    segments: Sequence[Path], starts: Sequence[Fraction] | None, out_stream: VideoStream, timeline: _Timeline
+) -> Iterator[Packet]:
+    for i, path in enumerate(segments):
         with open_video(path) as (container, stream):
-            tb = stream.time_base
-            assert tb is not None
+            tb, frame = _frame_ticks(stream)
+            start = timeline.place(starts[i] if starts else None, frame * tb)
             offset: int | None = None
             end = 0
             for packet in container.demux(stream):
@@ -132,33 +166,36 @@ def _copied_video(segments: Sequence[Path], out_stream: VideoStream, timeline: _
                     continue
                 if offset is None:
                     first = stream.start_time if stream.start_time is not None else packet.pts
-                    offset = _offset(timeline, first, packet.dts, tb)
-                end = max(end, packet.pts + (packet.duration or _frame_ticks(stream)))
+                    offset = _offset(start, first, packet.dts, timeline.last_dts, tb)
+                end = max(end, packet.pts + (packet.duration or frame))
                 packet.pts += offset
                 if packet.dts is not None:
                     packet.dts += offset
-                    timeline.last_dts = packet.dts * tb
                 packet.stream = out_stream
-                timeline.frames += 1
+                timeline.wrote(packet.pts * tb, None if packet.dts is None else packet.dts * tb)
                 yield packet
             if offset is not None:
                 timeline.next_start = (end + offset) * tb
 
 
-def _offset(timeline: _Timeline, first_pts: int, first_dts: int | None, tb: Fraction) -> int:
-    """Ticks to add to a segment so it starts where the last one ended, keeping dts increasing."""
-    offset = round(timeline.next_start / tb) - first_pts
-    if first_dts is not None and timeline.last_dts is not None:
-        behind = timeline.last_dts - (first_dts + offset) * tb
-        if behind >= 0:  # a deeper B-frame delay than the previous segment: shift by whole ticks
+def _offset(
+    start: Fraction, first_pts: int, first_dts: int | None, last_dts: Fraction | None, tb: Fraction
+) -> int:
+    """Ticks to add to a segment's timestamps so it shows from `start`, keeping dts increasing."""
+    offset = round(start / tb) - first_pts
+    if first_dts is not None and last_dts is not None:
+        behind = last_dts - (first_dts + offset) * tb
+        if behind >= 0:  # a deeper B-frame delay than the previous segment's: shift by whole ticks
             offset += math.floor(behind / tb) + 1
     return offset
 
 
-def _frame_ticks(stream: VideoStream) -> int:
+def _frame_ticks(stream: VideoStream) -> tuple[Fraction, int]:
+    """The stream's time base, and one frame period in its ticks."""
     rate = stream.average_rate or stream.guessed_rate or DEFAULT_RATE
-    assert stream.time_base is not None
-    return max(1, round(1 / (rate * stream.time_base)))
+    tb = stream.time_base
+    assert tb is not None
+    return tb, max(1, round(1 / (rate * tb)))
 
 
 def _x264_stream(out: OutputContainer, template: VideoStream) -> VideoStream:
@@ -172,29 +209,29 @@ def _x264_stream(out: OutputContainer, template: VideoStream) -> VideoStream:
     return stream
 
 
-def _reencoded_video(segments: Sequence[Path], enc: VideoStream, timeline: _Timeline) -> Iterator[Packet]:
+def _reencoded_video(
+    segments: Sequence[Path], starts: Sequence[Fraction] | None, enc: VideoStream, timeline: _Timeline
+) -> Iterator[Packet]:
     enc_tb = enc.codec_context.time_base
     assert enc_tb is not None
-    last_pts = -1
-    for path in segments:
+    last_pts = -1  # in encoder ticks
+    for i, path in enumerate(segments):
         with open_video(path) as (container, stream):
             stream.thread_type = "AUTO"
-            tb = stream.time_base
-            assert tb is not None
+            tb, frame_ticks = _frame_ticks(stream)
+            start = timeline.place(starts[i] if starts else None, frame_ticks * tb)
             first: int | None = None
-            end = Fraction(0)
             for frame in container.decode(stream):
-                pts = frame.pts if frame.pts is not None else (first or 0) + timeline.frames
+                pts = frame.pts if frame.pts is not None else (first or 0) + frame_ticks * timeline.frames
                 if first is None:
                     first = pts
-                seconds = timeline.next_start + (pts - first) * tb
-                end = max(end, seconds + (frame.duration or _frame_ticks(stream)) * tb)
+                seconds = start + (pts - first) * tb
+                timeline.next_start = max(timeline.next_start, seconds + (frame.duration or frame_ticks) * tb)
                 last_pts = max(last_pts + 1, round(seconds / enc_tb))
                 frame.pts, frame.time_base = last_pts, enc_tb
-                frame.pict_type = PictureType.NONE
-                timeline.frames += 1
+                frame.pict_type = PictureType.NONE  # let x264 choose; a decoded frame carries its old type
+                timeline.wrote(last_pts * enc_tb, None)
                 yield from enc.encode(frame)
-            timeline.next_start = end
     yield from enc.encode(None)
 
 

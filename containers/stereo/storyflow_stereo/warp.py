@@ -8,10 +8,10 @@ the source is kept as the left eye) shows source content from ``x`` at ``x + shi
 Rendering is two steps:
 
 1. :func:`splat_disparity` forward-warps the *disparity map* into the eye (z-buffer: nearer wins),
-   closes one-pixel cracks, and fills disocclusion holes with the *farther* neighbour (background),
+   closes one-pixel cracks, and points disocclusion holes at the *farther* neighbour (background),
    returning the eye's own disparity map and its hole mask.
 2. A backward ``cv2.remap`` samples the source at ``x - shift * eye_disparity(x)``: occlusion edges stay
-   on the foreground and holes are filled by stretching the adjacent background (disparity-aware fill,
+   on the foreground and holes show the adjacent background mirrored into them (disparity-aware fill,
    no inpainting). The StereoCrafter engine uses the same two steps and then inpaints the hole mask.
 
 :class:`SideBySideRenderer` does both eyes and the side-by-side packing in one ``remap`` call with
@@ -27,7 +27,6 @@ import numpy as np
 
 LEFT_SHIFT = 0.5
 RIGHT_SHIFT = -0.5
-_CRACK_KERNEL = np.ones((1, 3), np.uint8)
 
 
 def output_size(width: int, height: int, layout: str) -> tuple[int, int]:
@@ -54,13 +53,17 @@ def disparity_from_nearness(nearness: np.ndarray, baseline_px: float, convergenc
 def splat_disparity(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
     """Forward-warp ``disp`` (H, W, pixels) into the view displaced by ``shift * disp``.
 
-    Returns ``(eye_disp, holes)``: the disparity seen from the new view (float32, H x W) and a bool
-    mask of disoccluded pixels that no source pixel reached (their disparity is the background's).
+    Returns ``(eye_disp, holes)``: the disparity to sample the source with from the new view (float32,
+    H x W) and a bool mask of disoccluded pixels that no source pixel reached. Inside a hole the
+    returned disparity points *into the background* beside it, mirrored about the hole's edge, so a
+    backward warp shows background texture there instead of smearing the occluding foreground.
     """
+    if shift == 0:
+        raise ValueError("shift must be non-zero")
     disp = np.ascontiguousarray(disp, dtype=np.float32)
     h, w = disp.shape
-    xs = np.arange(w, dtype=np.float32)
-    tx = np.rint(xs[None, :] + np.float32(shift) * disp).astype(np.int32)
+    cols = np.arange(w, dtype=np.int32)
+    tx = np.rint(cols[None, :] + np.float32(shift) * disp).astype(np.int32)
     inside = (tx >= 0) & (tx < w)
     flat = (np.arange(h, dtype=np.int32)[:, None] * w + tx)[inside]
     target = np.full(h * w, -np.inf, dtype=np.float32)
@@ -68,11 +71,11 @@ def splat_disparity(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndar
     np.maximum.at(target, flat, disp[inside])
     target = target.reshape(h, w)
     hit = np.isfinite(target)
-    # One-pixel cracks come from stretching a smooth surface, not from occlusion: not holes.
-    covered = cv2.morphologyEx(hit.view(np.uint8), cv2.MORPH_CLOSE, _CRACK_KERNEL).astype(bool)
     if hit.all():
         return target, np.zeros((h, w), dtype=bool)
-    cols = np.arange(w, dtype=np.int32)
+    # One-pixel cracks (both neighbours hit) come from stretching a surface, not from occlusion.
+    crack = np.zeros_like(hit)
+    crack[:, 1:-1] = ~hit[:, 1:-1] & hit[:, :-2] & hit[:, 2:]
     left = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)
     right = np.minimum.accumulate(np.where(hit, cols, w)[:, ::-1], axis=1)[:, ::-1]
     left_val = np.take_along_axis(target, np.clip(left, 0, w - 1), axis=1)
@@ -80,10 +83,18 @@ def splat_disparity(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndar
     left_val[left < 0] = np.inf
     right_val[right >= w] = np.inf
     # Disocclusions show what is behind: take the farther (smaller disparity) neighbour.
-    fill = np.minimum(left_val, right_val)
-    fill[~np.isfinite(fill)] = 0.0  # a row that nothing reached: screen plane
-    eye = np.where(hit, target, fill).astype(np.float32, copy=False)
-    return eye, ~covered
+    use_left = left_val <= right_val
+    fill = np.where(use_left, left_val, right_val)
+    edge = np.where(use_left, left, right)
+    empty_row = ~np.isfinite(fill)  # a row that nothing reached: screen plane
+    fill[empty_row] = 0.0
+    edge[empty_row] = cols[None, :].repeat(h, axis=0)[empty_row]
+    holes = ~hit & ~crack
+    # Cracks take the neighbour's disparity. Holes mirror the background about the hole edge n:
+    # source x = (n - shift * d_n) + (n - x)  <=>  disparity = d_n + 2 * (x - n) / shift.
+    mirrored = fill + (2.0 / np.float32(shift)) * (cols[None, :] - edge).astype(np.float32)
+    eye = np.where(hit, target, np.where(holes, mirrored, fill)).astype(np.float32, copy=False)
+    return eye, holes
 
 
 def backward_warp(src: np.ndarray, eye_disp: np.ndarray, shift: float) -> np.ndarray:
@@ -131,8 +142,10 @@ class SideBySideRenderer:
             base_x = ((np.arange(eye_w, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
             rows = np.minimum(np.arange(out_h, dtype=np.float32), np.float32(height - 1))
             map_y = np.ascontiguousarray(np.broadcast_to(rows[:, None], (out_h, out_w)))
-            chroma_rows = np.minimum(np.arange(out_h // 2, dtype=np.float32), np.float32((height + 1) // 2 - 1))
-            chroma_map_y = np.ascontiguousarray(np.broadcast_to(chroma_rows[:, None], (out_h // 2, out_w // 2)))
+            chroma_h = (height + 1) // 2
+            chroma_rows = np.minimum(np.arange(out_h // 2, dtype=np.float32), np.float32(chroma_h - 1))
+            chroma_shape = (out_h // 2, out_w // 2)
+            chroma_map_y = np.ascontiguousarray(np.broadcast_to(chroma_rows[:, None], chroma_shape))
             geo = _Geometry(
                 out_w=out_w,
                 out_h=out_h,
@@ -209,3 +222,37 @@ class SideBySideRenderer:
         cv2.remap(u, geo.chroma_map_x, geo.chroma_map_y, cv2.INTER_LINEAR, dst=dst_u, borderMode=border)
         cv2.remap(v, geo.chroma_map_x, geo.chroma_map_y, cv2.INTER_LINEAR, dst=dst_v, borderMode=border)
         return geo.i420
+
+
+def render_right_eye(
+    bgr: np.ndarray, nearness: np.ndarray, baseline: float, convergence: float, splat_width: int = 640
+) -> tuple[np.ndarray, np.ndarray]:
+    """The right eye for a source kept as the left eye: ``(warped, holes)`` at the source size.
+
+    Disparity ``baseline * W * (nearness - convergence)`` is splatted (at most ``splat_width`` wide)
+    with the full shift (``-1``); ``holes`` marks disocclusions for an inpainting model to fill. Used by
+    the StereoCrafter engine (its splatting step) and testable without any weights.
+    """
+    height, width = bgr.shape[:2]
+    sw = min(splat_width, width)
+    sh = max(1, round(height * sw / width))
+    near = cv2.resize(nearness.astype(np.float32, copy=False), (sw, sh), interpolation=cv2.INTER_LINEAR)
+    disp = disparity_from_nearness(near, baseline * sw, convergence)
+    eye_disp, holes = splat_disparity(disp, -1.0)
+    eye_disp = cv2.resize(eye_disp * np.float32(width / sw), (width, height), interpolation=cv2.INTER_LINEAR)
+    holes_full = cv2.resize(holes.view(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+    return backward_warp(bgr, eye_disp, -1.0), holes_full.astype(bool)
+
+
+def pack_side_by_side(left: np.ndarray, right: np.ndarray, layout: str) -> np.ndarray:
+    """Two (H, W, C) eyes -> one side-by-side frame of :func:`output_size` (squeezed for ``half``)."""
+    height, width = left.shape[:2]
+    out_w, out_h = output_size(width, height, layout)
+    eye_w = out_w // 2
+    if eye_w != width:
+        left = cv2.resize(left, (eye_w, height), interpolation=cv2.INTER_AREA)
+        right = cv2.resize(right, (eye_w, height), interpolation=cv2.INTER_AREA)
+    sbs = np.concatenate([left, right], axis=1)
+    if out_h != height:
+        sbs = np.concatenate([sbs, sbs[-1:]], axis=0)
+    return sbs

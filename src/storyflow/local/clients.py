@@ -30,15 +30,20 @@ class Clients:
             aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
             region_name=region,
         )
-        self._cache: dict[tuple[str, str, bool], Any] = {}
+        self._cache: dict[tuple[str, str, bool, bool], Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, service: str, region: str | None = None, *, validate: bool = True) -> Any:
-        key = (service, region or self.region, validate)
+    def get(self, service: str, region: str | None = None, *, validate: bool = True, retries: bool = True) -> Any:
+        """A client; `validate=False, retries=False` is how Step Functions' integrations call services."""
+        key = (service, region or self.region, validate, retries)
         with self._lock:
             client = self._cache.get(key)
             if client is None:
-                config = _CONFIG if validate else _CONFIG.merge(Config(parameter_validation=False))
+                config = _CONFIG
+                if not validate:
+                    config = config.merge(Config(parameter_validation=False))
+                if not retries:
+                    config = config.merge(Config(retries={"total_max_attempts": 1}))
                 client = self._session.client(
                     service, region_name=key[1], endpoint_url=self.endpoint_url, config=config
                 )

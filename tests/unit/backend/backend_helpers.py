@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -65,11 +66,13 @@ def put_version(s3: Any, bucket: str, body: bytes, sha256: str | None = None) ->
 
 def damaged_db(tmp_path: Path) -> bytes:
     """A real SQLite file (valid header) whose b-tree pages are overwritten with garbage."""
-    store = ItemStore(tmp_path / "damaged.sqlite3")
-    for index in range(40):
-        store.create(f"item-{index}", "x" * 500)
-    store.close()
-    raw = bytearray((tmp_path / "damaged.sqlite3").read_bytes())
+    path = tmp_path / "damaged.sqlite3"
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE t (x TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 40)
+    conn.close()
+    raw = bytearray(path.read_bytes())
     page = 4096
     raw[page : 4 * page] = b"\xa5" * (3 * page)
     return bytes(raw)
@@ -111,7 +114,9 @@ class BackendProcess:
 
         with self._cond:
             ok = self._cond.wait_for(
-                lambda: len(found()) >= count or (self.proc.poll() is not None and not self._reader.is_alive()),
+                lambda: (
+                    len(found()) >= count or (self.proc.poll() is not None and not self._reader.is_alive())
+                ),
                 timeout=WAIT_LIMIT,
             )
             matches = found()

@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # backend_helpers, whatever the import mode
 
-from backend_helpers import BACKEND_DIR, FAKE_AWS, BackendProcess, StartBackend, free_port  # noqa: E402
+from backend_helpers import BACKEND_DIR, FAKE_AWS, BackendProcess, StartBackend, free_port
 
 
 @pytest.fixture(scope="session")

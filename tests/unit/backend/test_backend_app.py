@@ -62,7 +62,9 @@ def test_health_counts_items(client: Client) -> None:
 
 def test_item_lifecycle(client: Client) -> None:
     # Given a new item with structured data
-    status, headers, created = client.call("POST", "/items/", {"name": "first", "data": {"k": [1, None, "x"]}})
+    status, headers, created = client.call(
+        "POST", "/items/", {"name": "first", "data": {"k": [1, None, "x"]}}
+    )
     assert status == 201
     assert created["name"] == "first" and created["data"] == {"k": [1, None, "x"]}
     item_id = created["id"]
@@ -126,6 +128,7 @@ def test_invalid_item_is_a_400_with_the_reason(client: Client, raw: bytes, cause
         ("/items/abc", "item id must be a positive integer"),
         ("/items/0", "item id must be a positive integer"),
         ("/items/-1", "item id must be a positive integer"),
+        ("/items/99999999999999999999", "item id must be a positive integer"),
         ("/items/?limit=0", "limit must be an integer in 1..1000"),
         ("/items/?limit=x", "limit must be an integer in 1..1000"),
         ("/items/?after=-3", "after must be an integer"),

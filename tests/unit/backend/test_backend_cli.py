@@ -15,12 +15,22 @@ def test_help_explains_every_environment_variable(capsys: pytest.CaptureFixture[
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for name in ("DB_BUCKET", "DB_KEY", "DB_PATH", "SNAPSHOT_SECONDS", "PORT", "APP_COMMAND", "STOP_TIMEOUT_SECONDS"):
+    for name in (
+        "DB_BUCKET",
+        "DB_KEY",
+        "DB_PATH",
+        "SNAPSHOT_SECONDS",
+        "PORT",
+        "APP_COMMAND",
+        "STOP_TIMEOUT_SECONDS",
+    ):
         assert name in out
     assert "app" in out and "supervise" in out
 
 
-def test_missing_bucket_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_bucket_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("DB_BUCKET", raising=False)
     assert main([]) == 2
     assert "DB_BUCKET is required" in capsys.readouterr().err
@@ -36,7 +46,9 @@ def test_defaults() -> None:
 
 
 def test_app_command_is_split_like_a_shell_would() -> None:
-    config = SupervisorConfig.from_env({"DB_BUCKET": "b", "APP_COMMAND": "gunicorn -b '0.0.0.0:8000' app:api"})
+    config = SupervisorConfig.from_env(
+        {"DB_BUCKET": "b", "APP_COMMAND": "gunicorn -b '0.0.0.0:8000' app:api"}
+    )
     assert config.app_command == ["gunicorn", "-b", "0.0.0.0:8000", "app:api"]
     assert config.custom_app is True
 

@@ -55,7 +55,9 @@ def test_delete_marker_means_start_empty(
     assert messages(caplog) == [f"DB at {store.location} is deleted (delete marker {marker}); starting empty"]
 
 
-def test_versions_after_a_delete_marker_are_restored(store: SnapshotStore, s3: Any, bucket: str, tmp_path: Path) -> None:
+def test_versions_after_a_delete_marker_are_restored(
+    store: SnapshotStore, s3: Any, bucket: str, tmp_path: Path
+) -> None:
     # Given a deleted version, then a new good one
     put_version(s3, bucket, make_db(tmp_path / "old.sqlite3", ["old"]))
     s3.delete_object(Bucket=bucket, Key=KEY)

@@ -156,7 +156,9 @@ def test_empty_start_uploads_once_the_db_has_content(snap: tuple[Snapshotter, Fa
     snapshotter.close()
 
 
-def test_replaced_db_file_counts_as_changed(snap: tuple[Snapshotter, FakeStore, Path], tmp_path: Path) -> None:
+def test_replaced_db_file_counts_as_changed(
+    snap: tuple[Snapshotter, FakeStore, Path], tmp_path: Path
+) -> None:
     snapshotter, store, db_path = snap
     # Given a clean DB
     make_db(db_path, ["before"])

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import shlex
+import signal
 import sqlite3
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-import pytest
 from backend_helpers import KEY, StartBackend, damaged_db, make_db, put_version, version_ids
 
 
@@ -38,8 +37,10 @@ def test_empty_bucket_starts_empty_and_serves_health(start_backend: StartBackend
     # Then it says so, starts empty and the built-in app answers /health/
     backend.wait_for_log(r"no DB versions at s3://\S+; starting empty")
     assert backend.wait_healthy() == {"status": "ok", "items": 0}
-    # And it stops cleanly on SIGTERM
-    assert backend.stop() == 0
+    # And SIGINT (Ctrl-C) stops it as cleanly as SIGTERM
+    assert backend.stop(signal.SIGINT) == 0
+    backend.wait_for_log(r"received SIGINT; stopping")
+    backend.wait_for_log(r"app stopped with status 0")
     backend.wait_for_log(r"exiting with status 0")
 
 

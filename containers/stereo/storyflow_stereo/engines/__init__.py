@@ -17,7 +17,9 @@ def engine_name(name: str | None = None) -> str:
     """The engine to use: ``name`` if given, else env ``ENGINE``, else the default; validated."""
     chosen = (name or os.environ.get("ENGINE") or DEFAULT_ENGINE).strip().lower()
     if chosen not in ENGINE_NAMES:
-        raise UnknownEngine(f"unknown engine {chosen!r} (from ENGINE or --engine); known: {list(ENGINE_NAMES)}")
+        raise UnknownEngine(
+            f"unknown engine {chosen!r} (from ENGINE or --engine); known: {list(ENGINE_NAMES)}"
+        )
     return chosen
 
 

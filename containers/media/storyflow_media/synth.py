@@ -1,0 +1,106 @@
+"""Synthetic clips for tests and benchmarks: a moving pattern plus a sine tone, fully controlled.
+
+`make_clip` sets the GOP exactly (keyint = min-keyint, no scene cuts) so keyframe spacing is known,
+and can write variable-frame-rate video, odd sizes (yuv444p: libx264 refuses odd yuv420p sizes), no
+audio, or an audio codec that does not fit MP4 (`audio_codec="pcm_s16le"` into .mkv/.mov).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.audio.frame import AudioFrame
+from av.video.frame import VideoFrame
+
+SAMPLE_RATE = 48_000
+TONE_HZ = 440.0
+
+
+def make_clip(
+    path: Path,
+    *,
+    seconds: float = 6.0,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 24,
+    gop_seconds: float = 1.0,
+    audio: bool = True,
+    audio_codec: str = "aac",
+    vfr: bool = False,
+    preset: str = "veryfast",
+) -> Path:
+    """Write an H.264 clip with a keyframe every `gop_seconds`; return `path`.
+
+    With `vfr`, frame durations alternate between 0.5 and 1.5 frame periods (same mean rate).
+    """
+    odd = width % 2 or height % 2
+    pix_fmt = "yuv444p" if odd else "yuv420p"
+    frames = round(seconds * fps)
+    gop = max(1, round(gop_seconds * fps))
+    with av.open(str(path), mode="w") as out:
+        video = out.add_stream(
+            "libx264",
+            rate=fps,
+            options={"preset": preset, "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"},
+        )
+        video.width, video.height, video.pix_fmt = width, height, pix_fmt
+        tb = Fraction(1, fps * 2) if vfr else Fraction(1, fps)
+        video.codec_context.time_base = tb
+        tone = _Tone(out, audio_codec, round(frames / fps * SAMPLE_RATE)) if audio else None
+        pattern = _pattern(width, height)
+        pts = 0
+        for i in range(frames):
+            frame = _frame(pattern, i, pix_fmt)
+            frame.pts, frame.time_base = pts, tb
+            pts += (1 if i % 2 == 0 else 3) if vfr else 1
+            for packet in video.encode(frame):
+                out.mux(packet)
+            if tone is not None:
+                tone.write_until(pts * tb)  # interleave the audio with the video, like a camera does
+        for packet in video.encode(None):
+            out.mux(packet)
+        if tone is not None:
+            tone.finish()
+    return path
+
+
+def _pattern(width: int, height: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return ((x * 3 + y * 2) % 256).astype(np.uint8)
+
+
+def _frame(pattern: np.ndarray, i: int, pix_fmt: str) -> VideoFrame:
+    luma = np.roll(pattern, i * 4, axis=1)
+    height, width = luma.shape
+    if pix_fmt == "yuv420p":
+        chroma = np.full((height // 2, width), 128 + (i % 64), np.uint8)  # U and V planes, stacked
+        return VideoFrame.from_ndarray(np.vstack([luma, chroma]), format="yuv420p")
+    planes = np.stack([luma, np.full_like(luma, 100), np.full_like(luma, 150 + i % 64)])
+    return VideoFrame.from_ndarray(planes, format="yuv444p")
+
+
+class _Tone:
+    """A stereo sine tone of `total` samples, encoded in 1024-sample frames."""
+
+    def __init__(self, out: av.container.OutputContainer, codec: str, total: int) -> None:
+        self.out, self.total, self.done = out, total, 0
+        self.stream = out.add_stream(codec, rate=SAMPLE_RATE, layout="stereo")
+
+    def write_until(self, seconds: Fraction) -> None:
+        while self.done < min(self.total, seconds * SAMPLE_RATE):
+            n = min(1024, self.total - self.done)
+            t = np.arange(self.done, self.done + n) / SAMPLE_RATE
+            tone = (0.25 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+            frame = AudioFrame.from_ndarray(np.vstack([tone, tone]), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, self.done, Fraction(1, SAMPLE_RATE)
+            self.done += n
+            for packet in self.stream.encode(frame):
+                self.out.mux(packet)
+
+    def finish(self) -> None:
+        self.write_until(Fraction(self.total, SAMPLE_RATE))
+        for packet in self.stream.encode(None):
+            self.out.mux(packet)

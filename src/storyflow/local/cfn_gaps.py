@@ -1,0 +1,367 @@
+"""What moto's CloudFormation skips or gets wrong, covered while the stack is created.
+
+* Resource types moto does not know get a local model: `AWS::SNS::Subscription` (a real
+  subscription), `AWS::CloudWatch::Alarm` (a real alarm, evaluated by the alarms adapter),
+  `AWS::Lambda::Alias`, and for everything else (`SQS::QueuePolicy`, `ApiGateway::Stage`, bucket and
+  topic policies, capacity providers, scaling targets, ...) a recorded resource whose `Ref`/`GetAtt`
+  resolve, so nothing that references it breaks.
+* `AWS::StepFunctions::StateMachine` is created in the *executing* backend, its definition read from
+  `DefinitionString`/`Definition`/`DefinitionS3Location` with `DefinitionSubstitutions` applied.
+* `AWS::S3::Bucket` gets its `VersioningConfiguration` and `NotificationConfiguration`
+  (Lambda/SQS/SNS/EventBridge), which moto's CloudFormation drops.
+
+Properties arrive with intrinsics already resolved by moto (Ref/GetAtt/Sub against physical ids).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from storyflow.local.patching import Patches
+
+log = logging.getLogger("storyflow.local.deploy")
+
+
+class LocalResource:
+    """Duck-types moto's CloudFormationModel without subclassing it (so moto's registry stays clean)."""
+
+    resource_type = "AWS::Local::Resource"
+
+    def __init__(self, name: str, region: str, account_id: str, properties: dict[str, Any]) -> None:
+        self.name = name
+        self.region = region
+        self.account_id = account_id
+        self.properties = properties
+
+    # --- moto's CloudFormationModel protocol
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.resource_type
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    def is_created(self) -> bool:
+        return True
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name == "Arn":
+            return self.arn
+        return self.properties.get(attribute_name, self.name)
+
+    @property
+    def arn(self) -> str:
+        service, kind = _service_and_kind(self.resource_type)
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{kind}/{self.name}"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> LocalResource:
+        props = cloudformation_json.get("Properties") or {}
+        resource = cls(resource_name, region_name, account_id, props)
+        resource.create()
+        return resource
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> LocalResource:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        return None
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        return None
+
+    def create(self) -> None:
+        log.debug("recorded %s %s (not emulated)", self.resource_type, self.name)
+
+
+def _service_and_kind(resource_type: str) -> tuple[str, str]:
+    parts = resource_type.split("::")
+    if len(parts) == 3:
+        return parts[1].lower(), parts[2].lower()
+    return "local", resource_type.lower()
+
+
+class SnsSubscription(LocalResource):
+    resource_type = "AWS::SNS::Subscription"
+    _ATTRIBUTES = ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "DeliveryPolicy")
+
+    def create(self) -> None:
+        from moto.sns.models import sns_backends
+
+        backend = sns_backends[self.account_id][self.region]
+        props = self.properties
+        subscription = backend.subscribe(props["TopicArn"], props["Endpoint"], props["Protocol"])
+        self.name = subscription.arn
+        for attribute in self._ATTRIBUTES:
+            if attribute in props:
+                value = props[attribute]
+                if isinstance(value, (dict, list)):
+                    value = json.dumps(value)
+                elif isinstance(value, bool):
+                    value = str(value).lower()
+                backend.set_subscription_attributes(subscription.arn, attribute, str(value))
+
+    @property
+    def arn(self) -> str:
+        return self.name
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.sns.models import sns_backends
+
+        sns_backends[account_id][region_name].unsubscribe(self.name)
+
+
+class CloudWatchAlarm(LocalResource):
+    resource_type = "AWS::CloudWatch::Alarm"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    def create(self) -> None:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        props = self.properties
+        self.name = props.get("AlarmName", self.name)
+        alarm = cloudwatch_backends[self.account_id][self.region].put_metric_alarm(
+            name=self.name,
+            namespace=props.get("Namespace", ""),
+            metric_name=props.get("MetricName", ""),
+            comparison_operator=props["ComparisonOperator"],
+            evaluation_periods=int(props["EvaluationPeriods"]),
+            period=int(props.get("Period", 60)),
+            threshold=float(props.get("Threshold", 0)),
+            statistic=props.get("Statistic", ""),
+            description=props.get("AlarmDescription", ""),
+            dimensions=props.get("Dimensions", []),
+            alarm_actions=list(props.get("AlarmActions", [])),
+            datapoints_to_alarm=int(props["DatapointsToAlarm"]) if "DatapointsToAlarm" in props else None,
+            extended_statistic=props.get("ExtendedStatistic"),
+            ok_actions=list(props.get("OKActions", [])),
+            insufficient_data_actions=list(props.get("InsufficientDataActions", [])),
+            unit=props.get("Unit"),
+            actions_enabled=_bool(props.get("ActionsEnabled", True)),
+            treat_missing_data=props.get("TreatMissingData"),
+            evaluate_low_sample_count_percentile=props.get("EvaluateLowSampleCountPercentile"),
+            threshold_metric_id=props.get("ThresholdMetricId"),
+        )
+        # AWS starts every alarm in INSUFFICIENT_DATA (moto: OK); keep metric-math queries for the evaluator.
+        alarm.state_value = "INSUFFICIENT_DATA"
+        alarm.local_metrics = props.get("Metrics") or []
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:cloudwatch:{self.region}:{self.account_id}:alarm:{self.name}"
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+
+class LambdaAlias(LocalResource):
+    resource_type = "AWS::Lambda::Alias"
+
+    def create(self) -> None:
+        from moto.awslambda.models import lambda_backends
+
+        props = self.properties
+        alias = lambda_backends[self.account_id][self.region].create_alias(
+            name=props["Name"],
+            function_name=props["FunctionName"],
+            function_version=str(props["FunctionVersion"]),
+            description=props.get("Description", ""),
+            routing_config=props.get("RoutingConfig"),  # type: ignore[arg-type]
+        )
+        self.name = alias.arn
+
+    @property
+    def arn(self) -> str:
+        return self.name
+
+
+LOCAL_MODELS: dict[str, type[LocalResource]] = {
+    model.resource_type: model for model in (SnsSubscription, CloudWatchAlarm, LambdaAlias)
+}
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return bool(value)
+
+
+def _recorded_model(resource_type: str) -> type[LocalResource]:
+    return type(f"Recorded_{resource_type.replace('::', '_')}", (LocalResource,), {"resource_type": resource_type})
+
+
+# --- state machines --------------------------------------------------------------------------------
+
+
+def state_machine_definition(props: dict[str, Any], account_id: str) -> str:
+    """The ASL text of an AWS::StepFunctions::StateMachine with its DefinitionSubstitutions applied."""
+    if "DefinitionString" in props:
+        definition = props["DefinitionString"]
+    elif "Definition" in props:
+        definition = json.dumps(props["Definition"])
+    elif "DefinitionS3Location" in props:
+        from moto.s3.models import s3_backends
+
+        location = props["DefinitionS3Location"]
+        key = s3_backends[account_id]["aws"].get_object(location["Bucket"], location["Key"])
+        if key is None:
+            raise ValueError(f"state machine definition not found at {location}")
+        definition = key.value.decode()
+    else:
+        raise ValueError("state machine has no Definition, DefinitionString or DefinitionS3Location")
+    for name, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + name + "}", _substitution(value))
+    return str(definition)
+
+
+def _substitution(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _create_state_machine(
+    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+    **kwargs: Any,
+) -> Any:
+    from moto.stepfunctions.responses import get_backend
+
+    props = cloudformation_json["Properties"]
+    name = props.get("StateMachineName", resource_name)
+    tags = [{"key": t["Key"], "value": t["Value"]} for t in props.get("Tags", [])]
+    backend = get_backend(account_id, region_name)
+    return backend.create_state_machine(
+        name,
+        state_machine_definition(props, account_id),
+        props.get("RoleArn", ""),
+        tags=tags,
+        sm_type=props.get("StateMachineType", "STANDARD"),
+    )
+
+
+def _delete_state_machine(
+    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+) -> None:
+    from moto.stepfunctions.responses import get_backend
+
+    backend = get_backend(account_id, region_name)
+    for machine in list(backend.state_machines):
+        if resource_name in (machine.name, machine.arn):
+            backend.delete_state_machine(machine.arn)
+
+
+def _update_state_machine(
+    cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
+    account_id: str, region_name: str,
+) -> Any:
+    from moto.stepfunctions.responses import get_backend
+
+    props = cloudformation_json.get("Properties", {})
+    backend = get_backend(account_id, region_name)
+    return backend.update_state_machine(
+        original_resource.arn, definition=state_machine_definition(props, account_id),
+        role_arn=props.get("RoleArn") or None,
+    )
+
+
+# --- buckets ---------------------------------------------------------------------------------------
+
+
+def bucket_notification_config(cfn: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation NotificationConfiguration → the shape moto's bucket model takes."""
+
+    def convert(items: list[dict[str, Any]], target_key: str, api_key: str) -> list[dict[str, Any]]:
+        out = []
+        for item in items:
+            entry: dict[str, Any] = {api_key: item[target_key], "Event": [item["Event"]]}
+            rules = (item.get("Filter") or {}).get("S3Key", {}).get("Rules")
+            if rules:
+                entry["Filter"] = {"S3Key": {"FilterRule": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+            out.append(entry)
+        return out
+
+    config: dict[str, Any] = {}
+    if cfn.get("LambdaConfigurations"):
+        config["CloudFunctionConfiguration"] = convert(cfn["LambdaConfigurations"], "Function", "CloudFunction")
+    if cfn.get("QueueConfigurations"):
+        config["QueueConfiguration"] = convert(cfn["QueueConfigurations"], "Queue", "Queue")
+    if cfn.get("TopicConfigurations"):
+        config["TopicConfiguration"] = convert(cfn["TopicConfigurations"], "Topic", "Topic")
+    if _bool((cfn.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled", False)):
+        config["EventBridgeConfiguration"] = {}
+    return config
+
+
+class CloudFormationGaps:
+    def __init__(self, patches: Patches) -> None:
+        self.patches = patches
+        self.recorded: dict[str, type[LocalResource]] = {}
+
+    def install(self) -> None:
+        import moto.cloudformation.parsing as parsing
+        from moto.s3.models import FakeBucket
+        from moto.stepfunctions.models import StateMachine
+
+        original_lookup = parsing.resource_class_from_type
+        original_create_bucket = FakeBucket.create_from_cloudformation_json
+
+        def resource_class_from_type(resource_type: str) -> Any:
+            if resource_type in LOCAL_MODELS:
+                return LOCAL_MODELS[resource_type]
+            if resource_type in parsing.NULL_MODELS or resource_type.startswith("Custom::"):
+                return original_lookup(resource_type)
+            if resource_type not in parsing.get_model_map():
+                if resource_type not in self.recorded:
+                    log.info("%s: not emulated locally; recorded so Ref/GetAtt resolve", resource_type)
+                    self.recorded[resource_type] = _recorded_model(resource_type)
+                return self.recorded[resource_type]
+            return original_lookup(resource_type)
+
+        def create_bucket(
+            cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+            region_name: str, **kwargs: Any,
+        ) -> Any:
+            bucket = original_create_bucket(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            props = cloudformation_json.get("Properties", {})
+            versioning = (props.get("VersioningConfiguration") or {}).get("Status")
+            if versioning:
+                bucket.versioning_status = versioning
+            notifications = bucket_notification_config(props.get("NotificationConfiguration") or {})
+            if notifications:
+                bucket.set_notification_configuration(notifications)
+            return bucket
+
+        self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)
+        self.patches.set(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))
+        self.patches.set(StateMachine, "create_from_cloudformation_json", classmethod(_create_state_machine))
+        self.patches.set(StateMachine, "delete_from_cloudformation_json", classmethod(_delete_state_machine))
+        self.patches.set(StateMachine, "update_from_cloudformation_json", classmethod(_update_state_machine))

@@ -1,0 +1,170 @@
+"""LocalCloud: the emulator, the adapters and the deployed template, started and stopped as one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from storyflow.local import environ
+from storyflow.local.cfn_gaps import CloudFormationGaps
+from storyflow.local.clients import Clients
+from storyflow.local.config import LocalCloudConfig
+from storyflow.local.context import LocalContext
+from storyflow.local.deploy import Deployment, deploy, load_template
+from storyflow.local.server import MotoServer
+
+log = logging.getLogger("storyflow.local")
+
+_active_lock = threading.Lock()
+_active: LocalCloud | None = None
+
+
+class LocalCloudError(RuntimeError):
+    pass
+
+
+class LocalCloud:
+    """`with LocalCloud(LocalCloudConfig(...)) as cloud:` → a deployed stack on 127.0.0.1.
+
+    One per process at a time (moto keeps its state in module globals).
+    """
+
+    def __init__(self, config: LocalCloudConfig | None = None) -> None:
+        self.config = config or LocalCloudConfig()
+        self.server = MotoServer(self.config.region)
+        self.ctx: LocalContext | None = None
+        self.deployment: Deployment | None = None
+        self.adapters: list[Any] = []
+        self.api_urls: dict[str, str] = {}
+        self.ready_seconds = 0.0
+        self._started = False
+
+    # --- lifecycle
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> LocalCloud:
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise LocalCloudError("a LocalCloud is already running in this process; stop it first")
+            _active = self
+        began = time.monotonic()
+        try:
+            environ.install()
+            self.server.start()
+            self.ctx = LocalContext(
+                config=self.config,
+                endpoint_url=self.server.endpoint_url,
+                environment=self.server.environment,
+                clients=Clients(self.server.endpoint_url, self.config.region),
+            )
+            self._install_adapters(self.ctx)
+            template = load_template(self.config.template)
+            parameters = self.config.stack_parameters(template.get("Parameters", {}))
+            self.deployment = deploy(self.ctx.clients, self.config.template, self.config.stack_name, parameters)
+            self.ctx.deployment = self.deployment
+            self.ctx.code_dirs.update(self.deployment.artifacts.code_dirs)
+            for adapter in self.adapters:
+                on_deployed = getattr(adapter, "on_deployed", None)
+                if on_deployed is not None:
+                    on_deployed(self.deployment)
+            self._started = True
+            self.ready_seconds = time.monotonic() - began
+            if self.config.write_state_file:
+                self.write_state_file()
+            log.info("local cloud ready in %.2fs: %s", self.ready_seconds, self.endpoint_url)
+            return self
+        except BaseException:
+            self.stop()
+            raise
+
+    def _install_adapters(self, ctx: LocalContext) -> None:
+        from storyflow.local.lambda_adapter import LambdaAdapter
+        from storyflow.local.stepfunctions import StepFunctionsAdapter
+
+        # Code directories are known once the template is packaged; the deploy fills ctx.code_dirs.
+        CloudFormationGaps(ctx.patches).install()
+        self.lambdas = LambdaAdapter(ctx)
+        self.adapters = [self.lambdas, StepFunctionsAdapter(ctx)]
+        for adapter in self.adapters:
+            adapter.install()
+
+    def stop(self) -> None:
+        global _active
+        for adapter in reversed(self.adapters):
+            stopper = getattr(adapter, "stop", None)
+            if stopper is not None:
+                try:
+                    stopper()
+                except Exception:
+                    log.exception("stopping %s failed", type(adapter).__name__)
+        if self.ctx is not None:
+            self.ctx.dispatcher.stop()
+            self.ctx.patches.undo()
+        self.server.stop()
+        environ.uninstall()
+        self.adapters = []
+        self._started = False
+        with _active_lock:
+            if _active is self:
+                _active = None
+
+    # --- what callers use
+    @property
+    def endpoint_url(self) -> str:
+        return self.server.endpoint_url
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return dict(self.deployment.outputs) if self.deployment else {}
+
+    @property
+    def api_url(self) -> str:
+        return next(iter(self.api_urls.values()), "")
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """The variables that point a shell (or a child process) at this local cloud."""
+        return dict(self.server.environment)
+
+    def client(self, service: str) -> Any:
+        if self.ctx is None:
+            raise LocalCloudError("the local cloud is not running")
+        return self.ctx.clients.get(service)
+
+    def physical_id(self, logical_id: str) -> str:
+        if self.deployment is None:
+            raise LocalCloudError("nothing is deployed")
+        return self.deployment.physical_id(logical_id)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint_url,
+            "api_url": self.api_url,
+            "region": self.region,
+            "outputs": self.outputs,
+        }
+
+    def write_state_file(self) -> Path:
+        path = self.config.state_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.state(), indent=2) + "\n")
+        return path
+
+
+__all__ = ["LocalCloud", "LocalCloudConfig", "LocalCloudError", "load_template"]

@@ -1,0 +1,41 @@
+"""What every adapter shares: the config, the emulator's address, clients, background work, patches."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storyflow.local.clients import Clients
+from storyflow.local.config import DEFAULT_ACCOUNT_ID, LocalCloudConfig
+from storyflow.local.dispatch import Dispatcher
+from storyflow.local.patching import Patches
+
+if TYPE_CHECKING:
+    from storyflow.local.deploy import Deployment
+
+
+@dataclass
+class LocalContext:
+    config: LocalCloudConfig
+    endpoint_url: str
+    environment: dict[str, str]  # what a client of the emulator needs (endpoint, region, credentials)
+    clients: Clients
+    dispatcher: Dispatcher = field(default_factory=Dispatcher)
+    patches: Patches = field(default_factory=Patches)
+    account_id: str = DEFAULT_ACCOUNT_ID
+    code_dirs: dict[str, Path] = field(default_factory=dict)  # S3 key of a code zip -> local directory
+    deployment: Deployment | None = None
+
+    @property
+    def region(self) -> str:
+        return self.config.region
+
+    @property
+    def scale(self) -> float:
+        return self.config.time_scale
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.config.bin_dir or Path(sys.executable).parent

@@ -1,0 +1,231 @@
+"""Step Functions adapter: fixes in moto's ASL interpreter (the executing backend) found by probing.
+
+* Service integrations reach the emulator through cached clients (moto builds a boto3 client per
+  call, on `localhost:$MOTO_PORT`).
+* `ecs:runTask(.sync)` and `aws-sdk:*` tasks: PascalCase parameters are mapped onto the boto3 request
+  shape, responses back to PascalCase (moto passes them through, so boto3 drops every parameter).
+* `ecs:runTask.sync` fails the state (`States.TaskFailed`, Cause = the task description) when a
+  container exits non-zero, like AWS; moto always succeeds.
+* `aws-sdk:` service names as AWS spells them (`sagemakerruntime` → boto3's `sagemaker-runtime`).
+* `SendTaskFailure` keeps its `cause`; `StartExecution` without a name gets a UUID (moto collides);
+  `StartSyncExecution` runs the machine and waits.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from storyflow.local.context import LocalContext
+
+PARSER_PACKAGE = "moto.stepfunctions.parser"
+
+
+@functools.lru_cache(maxsize=64)
+def _operations(service: str) -> dict[str, Any]:
+    from botocore import xform_name
+
+    model = _botocore_session().get_service_model(service)
+    return {xform_name(name): model.operation_model(name) for name in model.operation_names}
+
+
+@functools.lru_cache(maxsize=1)
+def _botocore_session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@functools.lru_cache(maxsize=1)
+def _available_services() -> frozenset[str]:
+    return frozenset(_botocore_session().get_available_services())
+
+
+def _boto_service_name(sdk_name: str) -> str:
+    """AWS SDK integration names (`sagemakerruntime`) → boto3 service names (`sagemaker-runtime`)."""
+    overrides = {"sfn": "stepfunctions", "states": "stepfunctions"}
+    if sdk_name in overrides:
+        return overrides[sdk_name]
+    services = _available_services()
+    if sdk_name in services:
+        return sdk_name
+    for service in services:
+        if service.replace("-", "") == sdk_name.lower():
+            return service
+    return sdk_name
+
+
+def _normalise_parameters(
+    self: Any, parameters: dict[str, Any], boto_service_name: str | None = None,
+    service_action_name: str | None = None,
+) -> None:
+    service = self._get_boto_service_name(boto_service_name)
+    action = self._get_boto_service_action(service_action_name)
+    operation = _operations(service).get(action)
+    if operation is not None and operation.input_shape is not None:
+        self._to_boto_request(parameters, operation.input_shape)
+
+
+def _normalise_response(
+    self: Any, response: Any, boto_service_name: str | None = None, service_action_name: str | None = None
+) -> None:
+    service = self._get_boto_service_name(boto_service_name)
+    action = self._get_boto_service_action(service_action_name)
+    operation = _operations(service).get(action)
+    if operation is not None and operation.output_shape is not None:
+        self._from_boto_response(response, operation.output_shape)
+
+
+def _ecs_task_failed(task: dict[str, Any]) -> bool:
+    if task.get("stopCode") == "TaskFailedToStart":
+        return True
+    return any(c.get("exitCode") not in (0, None) for c in task.get("containers", []))
+
+
+def _ecs_build_sync_resolver(
+    self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any],
+    state_credentials: Any,
+) -> Callable[[], Any]:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_ecs
+
+    ecs = state_task_service_ecs.boto_client_for(
+        service="ecs", region=resource_runtime_part.region, state_credentials=state_credentials
+    )
+    submission: dict[str, Any] = env.stack.pop()
+    task_arn = submission["Tasks"][0]["TaskArn"]
+    cluster_arn = submission["Tasks"][0]["ClusterArn"]
+
+    def resolve() -> Any:
+        described = ecs.describe_tasks(cluster=cluster_arn, tasks=[task_arn])
+        task = described["tasks"][0]
+        if task["lastStatus"] != "STOPPED":
+            return None
+        failed = _ecs_task_failed(task)
+        self._normalise_response(response=described, service_action_name="describe_tasks")
+        output = described["Tasks"][0]
+        if failed:
+            raise FailureEventException(
+                FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            resource=self._get_sfn_resource(),
+                            resourceType=self._get_sfn_resource_type(),
+                            error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                            cause=to_json_str(output),
+                        )
+                    ),
+                )
+            )
+        return output
+
+    return resolve
+
+
+class StepFunctionsAdapter:
+    def __init__(self, ctx: LocalContext) -> None:
+        self.ctx = ctx
+
+    def client_for(self, region: str, service: str, state_credentials: Any = None) -> Any:
+        return self.ctx.clients.get(_boto_service_name(service), region, validate=False, retries=False)
+
+    def install(self) -> None:
+        import sys
+
+        import moto.stepfunctions.parser.asl.utils.boto_client as boto_client_module
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+            state_task_service_aws_sdk,
+            state_task_service_ecs,
+        )
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+        from moto.stepfunctions.responses import StepFunctionResponse
+
+        patches = self.ctx.patches
+        # Every module of the interpreter imported `boto_client_for` by name: replace each binding.
+        patches.set(boto_client_module, "boto_client_for", self.client_for)
+        for name, module in list(sys.modules.items()):
+            if name.startswith(PARSER_PACKAGE) and module is not None and hasattr(module, "boto_client_for"):
+                patches.set(module, "boto_client_for", self.client_for)
+
+        ecs_cls = state_task_service_ecs.StateTaskServiceEcs
+        sdk_cls = state_task_service_aws_sdk.StateTaskServiceAwsSdk
+        for cls in (ecs_cls, sdk_cls):
+            patches.set(cls, "_normalise_parameters", _normalise_parameters)
+            patches.set(cls, "_normalise_response", _normalise_response)
+        patches.set(ecs_cls, "_build_sync_resolver", _ecs_build_sync_resolver)
+        original_service_name = sdk_cls._get_boto_service_name
+
+        def sdk_service_name(self: Any, boto_service_name: str | None = None) -> str:
+            return _boto_service_name(original_service_name(self, boto_service_name))
+
+        patches.set(sdk_cls, "_get_boto_service_name", sdk_service_name)
+
+        original_start = StepFunctionsParserBackend.start_execution
+
+        def start_execution(backend: Any, state_machine_arn: str, name: str | None = None,
+                            execution_input: str | None = None, trace_header: str | None = None) -> Any:
+            return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), execution_input,
+                                  trace_header)
+
+        patches.set(StepFunctionsParserBackend, "start_execution", start_execution)
+
+        def send_task_failure(response: Any) -> Any:
+            from moto.core.responses import EmptyResult
+
+            response.stepfunction_backend.send_task_failure(
+                response._get_param("taskToken"), error=response._get_param("error"),
+                cause=response._get_param("cause"),
+            )
+            return EmptyResult()
+
+        patches.set(StepFunctionResponse, "send_task_failure", send_task_failure)
+        patches.set(StepFunctionResponse, "start_sync_execution", _start_sync_execution)
+
+
+def _start_sync_execution(response: Any) -> Any:
+    """StartSyncExecution: start, wait for the end, answer like AWS (Express semantics, no history)."""
+    from moto.core.responses import ActionResult
+
+    backend = response.stepfunction_backend
+    execution = backend.start_execution(
+        response._get_param("stateMachineArn"), response._get_param("name") or str(uuid.uuid4()),
+        response._get_param("input", if_none="{}"),
+    )
+    while execution.status == "RUNNING":
+        time.sleep(0.01)
+    result: dict[str, Any] = {
+        "executionArn": execution.execution_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "startDate": execution.start_date,
+        "stopDate": execution.stop_date,
+        "status": "SUCCEEDED" if execution.status == "SUCCEEDED" else (
+            "TIMED_OUT" if execution.status == "TIMED_OUT" else "FAILED"),
+        "input": execution.execution_input,
+        "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": 100},
+    }
+    if execution.output is not None:
+        result["output"] = execution.output if isinstance(execution.output, str) else json.dumps(execution.output)
+    if execution.error is not None:
+        result["error"] = execution.error
+    if execution.cause is not None:
+        result["cause"] = execution.cause
+    return ActionResult(result)

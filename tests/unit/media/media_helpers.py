@@ -1,0 +1,47 @@
+"""Measurements the media tests assert on: decoded frame times, audio length, MP4 box order."""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    """Presentation time of every decoded video frame, in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [frame.pts * stream.time_base for frame in container.decode(stream)]
+
+
+def audio_seconds(path: Path) -> float | None:
+    """Decoded audio length (samples / rate) of the first audio stream, or None without audio."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        return sum(frame.samples for frame in container.decode(stream)) / stream.rate
+
+
+def stream_kinds(path: Path) -> list[str]:
+    with av.open(str(path)) as container:
+        return [stream.type for stream in container.streams]
+
+
+def first_packet_is_keyframe(path: Path) -> bool:
+    with av.open(str(path)) as container:
+        packet = next(container.demux(video=0))
+        return packet.is_keyframe
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    data, boxes, offset = path.read_bytes(), [], 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
+        boxes.append(kind.decode("latin-1"))
+        if size == 1:
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
+        offset += size if size else len(data)
+    return boxes

@@ -1,0 +1,131 @@
+"""chunk(): keyframe-aligned stream-copy split, and the libx264 re-encode when keyframes are sparse."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import av
+import pytest
+from storyflow_media.chunk import chunk
+from storyflow_media.errors import NotAVideo
+
+from .conftest import Clips
+from .media_helpers import first_packet_is_keyframe, frame_times, stream_kinds
+
+
+def test_dense_keyframes_are_split_by_stream_copy_at_the_target(clips: Clips, tmp_path: Path) -> None:
+    # Given a 6 s clip with a keyframe every second and an audio track
+    # When it is chunked to 2 s
+    result = chunk(clips.gop1, tmp_path, 2.0)
+    # Then three 2 s video-only segments of 48 frames are stream-copied, each opening on a keyframe
+    assert not result.reencoded
+    assert [(s.index, s.start, s.duration, s.frames) for s in result.segments] == [
+        (0, 0.0, 2.0, 48),
+        (1, 2.0, 2.0, 48),
+        (2, 4.0, 2.0, 48),
+    ]
+    for segment in result.segments:
+        assert segment.path == tmp_path / f"{segment.index:05d}.mp4"
+        assert stream_kinds(segment.path) == ["video"]
+        assert first_packet_is_keyframe(segment.path)
+        assert len(frame_times(segment.path)) == segment.frames
+    # And every source frame is in exactly one segment
+    assert result.frames == len(frame_times(clips.gop1)) == 144
+
+
+def test_each_cut_is_the_keyframe_closest_to_the_target(clips: Clips, tmp_path: Path) -> None:
+    # Given keyframes every second, When chunked to 2.6 s (3 s is closer than 2 s)
+    result = chunk(clips.gop1, tmp_path, 2.6)
+    # Then the segments are 3 s long, still by stream copy
+    assert not result.reencoded
+    assert [(s.start, s.duration, s.frames) for s in result.segments] == [(0.0, 3.0, 72), (3.0, 3.0, 72)]
+
+
+def test_sparse_keyframes_are_reencoded_with_a_keyframe_every_target(clips: Clips, tmp_path: Path) -> None:
+    # Given a 6 s clip whose only keyframe is the first one (keyframes > 2x the target apart)
+    # When it is chunked to 2 s
+    result = chunk(clips.gop10, tmp_path, 2.0)
+    # Then it is re-encoded with libx264 and cut at the forced keyframes, size and rate kept
+    assert result.reencoded
+    assert "more than 2x" in result.reason
+    assert [(s.start, s.duration, s.frames) for s in result.segments] == [
+        (0.0, 2.0, 48),
+        (2.0, 2.0, 48),
+        (4.0, 2.0, 48),
+    ]
+    for segment in result.segments:
+        assert first_packet_is_keyframe(segment.path)
+        with av.open(str(segment.path)) as container:
+            (stream,) = container.streams
+            assert (stream.codec_context.name, stream.width, stream.height) == ("h264", 320, 240)
+            assert stream.codec_context.pix_fmt == "yuv420p"
+            assert stream.average_rate == 24
+    assert not list(tmp_path.glob("*.tmp.mp4"))  # the whole-file re-encode is not left behind
+
+
+def test_keyframes_exactly_twice_the_target_apart_are_still_copied(clips: Clips, tmp_path: Path) -> None:
+    # Given keyframes 1 s apart, When chunked to 0.5 s (the gap is 2x the target, not more)
+    result = chunk(clips.gop1, tmp_path, 0.5)
+    # Then the stream is copied, one keyframe interval per segment
+    assert not result.reencoded
+    assert [s.frames for s in result.segments] == [24] * 6
+
+
+def test_odd_dimensions_are_padded_by_one_pixel_repeating_the_edge(clips: Clips, tmp_path: Path) -> None:
+    # Given an 853x480 clip (yuv444p) with sparse keyframes, which libx264 yuv420p cannot take as is
+    result = chunk(clips.odd, tmp_path, 1.0)
+    # Then the segments are 854x480: the extra column repeats the source's last column
+    assert result.reencoded
+    assert [s.frames for s in result.segments] == [24, 24, 24]
+    with av.open(str(clips.odd)) as container:
+        source = next(container.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    with av.open(str(result.segments[0].path)) as container:
+        frame = next(container.decode(video=0))
+        assert (frame.width, frame.height) == (854, 480)
+        padded = frame.to_ndarray(format="rgb24").astype(int)
+    assert abs(padded[:, 853] - padded[:, 852]).mean() < 3  # a repeated column, not black
+    assert abs(padded[:, :853] - source).mean() < 3  # every source pixel kept in place
+
+
+def test_variable_frame_rate_timestamps_survive_the_reencode(clips: Clips, tmp_path: Path) -> None:
+    # Given a VFR clip (frames alternately 1/48 s and 3/48 s long) with a single keyframe
+    result = chunk(clips.vfr, tmp_path, 2.0)
+    # Then it is re-encoded into ~2 s segments whose frame times, laid end to end, are the source's
+    assert result.reencoded
+    assert all(abs(s.duration - 2.0) <= 1 / 12 for s in result.segments[:-1])
+    source = frame_times(clips.vfr)
+    joined = [s.start + float(t) for s in result.segments for t in frame_times(s.path)]
+    assert len(joined) == len(source) == result.frames == 144
+    assert max(abs(a - float(b)) for a, b in zip(joined, source, strict=True)) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "empty file (0 bytes)"), (b"this is not a video\n" * 20, "unrecognised format")],
+    ids=["zero-bytes", "text"],
+)
+def test_not_a_video_is_refused(tmp_path: Path, content: bytes, reason: str) -> None:
+    # Given a file named .mp4 that is empty or text
+    source = tmp_path / "source.mp4"
+    source.write_bytes(content)
+    # When it is chunked, Then NotAVideo says why, and nothing is written
+    with pytest.raises(NotAVideo, match=re.escape(f"not a video: source.mp4: {reason}")):
+        chunk(source, tmp_path / "out", 10.0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_audio_only_file_is_not_a_video(tmp_path: Path) -> None:
+    # Given an M4A file with only an audio track
+    path = tmp_path / "tone.mp4"
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("aac", rate=48000, layout="mono")
+        frame = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    # Then it is refused for having no video stream
+    with pytest.raises(NotAVideo, match="no video stream"):
+        chunk(path, tmp_path / "out", 10.0)

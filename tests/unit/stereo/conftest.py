@@ -1,0 +1,48 @@
+"""Fixtures for the stereo container tests: small generated clips, an engine whose load can be held."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+# The container package is installed with the project (pyproject packages.find); fall back to the source
+# tree when the editable install predates it.
+if importlib.util.find_spec("storyflow_stereo") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / "stereo"))
+
+from storyflow_stereo.engines.depthwarp import DepthWarpEngine  # noqa: E402
+from storyflow_stereo.video import write_test_clip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stereo-clips")
+
+
+@pytest.fixture(scope="session")
+def small_clip(clip_dir: Path) -> Path:
+    """160x90, 12 frames at 24 fps, H.264 yuv420p."""
+    return write_test_clip(clip_dir / "small.mp4", 160, 90, 12, fps=24)
+
+
+@pytest.fixture(scope="session")
+def odd_clip(clip_dir: Path) -> Path:
+    """161x91 (odd width and height: H.264 4:4:4), 7 frames at 25 fps."""
+    return write_test_clip(clip_dir / "odd.mp4", 161, 91, 7, fps=25, pix_fmt="yuv444p")
+
+
+class GatedDepthWarpEngine(DepthWarpEngine):
+    """depthwarp whose ``load()`` blocks until the test opens the gate (to observe /ping 503 -> 200)."""
+
+    def __init__(self) -> None:
+        super().__init__(preset="ultrafast")
+        self.gate = threading.Event()
+
+    def load(self) -> None:
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("test never opened the gate")
+        super().load()
