@@ -14,25 +14,13 @@ import boto3
 import pytest
 
 from storyflow.openapi import load_api_module
+from tests.support.functions import FakeContext
 from tests.unit.conftest import REGION
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KINDS_WITH_MACHINES = ("stereo", "video", "tts", "story")
 # A trivial machine: moto records executions (RUNNING until stopped); enough to see starts and stops.
 PASS_DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
-
-
-class FakeLambdaContext:
-    function_name = "storyflow-api"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:storyflow-api"
-    aws_request_id = "9f1c2d3e-0000-4000-8000-000000000001"
-    log_group_name = "/aws/lambda/storyflow-api"
-    log_stream_name = "2026/11/23/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -78,7 +66,7 @@ def call_api(stack: dict[str, Any], api_module: ModuleType) -> Callable[[dict[st
     """Run the real Lambda handler (decorators included) on a proxy event; parse its JSON answer."""
 
     def call(event: dict[str, Any]) -> ApiResult:
-        response = api_module.handler(event, FakeLambdaContext())
+        response = api_module.handler(event, FakeContext(function_name="storyflow-api"))
         body = json.loads(response["body"]) if response.get("body") else None
         return ApiResult(response["statusCode"], body, response.get("headers") or {})
 

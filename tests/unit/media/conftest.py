@@ -41,13 +41,14 @@ class Clips:
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
     root = tmp_path_factory.mktemp("clips")
+    fast = "ultrafast"  # no B-frames; only gop1 (the stream-copy source) needs them
     return Clips(
         gop1=make_clip(root / "gop1.mp4"),
-        gop10=make_clip(root / "gop10.mp4", gop_seconds=10),
-        silent=make_clip(root / "silent.mp4", audio=False),
-        odd=make_clip(root / "odd.mp4", width=853, height=480, seconds=3, gop_seconds=10),
-        vfr=make_clip(root / "vfr.mp4", vfr=True, gop_seconds=10),
-        pcm=make_clip(root / "pcm.mkv", audio_codec="pcm_s16le"),
+        gop10=make_clip(root / "gop10.mp4", gop_seconds=10, preset=fast),
+        silent=make_clip(root / "silent.mp4", audio=False, preset=fast),
+        odd=make_clip(root / "odd.mp4", width=853, height=480, seconds=3, gop_seconds=10, preset=fast),
+        vfr=make_clip(root / "vfr.mp4", vfr=True, gop_seconds=10, preset=fast),
+        pcm=make_clip(root / "pcm.mkv", audio_codec="pcm_s16le", preset=fast),
     )
 
 

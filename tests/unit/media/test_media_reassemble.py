@@ -41,17 +41,17 @@ def test_round_trip_keeps_every_frame_and_the_audio(clips: Clips, tmp_path: Path
 
 
 def test_side_by_side_segments_are_joined_without_reencoding(clips: Clips, tmp_path: Path) -> None:
-    # Given three 2x-wide (640x240) segments from the same encoder settings, as the stereo engine writes
+    # Given three 2x-wide (640x240) 1 s segments from the same encoder settings, as the stereo engine writes
     segments = [
-        make_clip(tmp_path / f"{i:05d}.mp4", seconds=2, width=640, height=240, audio=False) for i in range(3)
+        make_clip(tmp_path / f"{i:05d}.mp4", seconds=1, width=640, height=240, audio=False) for i in range(3)
     ]
     # When they are reassembled with the 320x240 source's audio
     final = tmp_path / "final.mp4"
     result = reassemble(segments, final, audio_source=clips.gop1)
-    # Then the frames are copied in order into one 640x240 stream of 144 frames, with the audio
-    assert (result.video, result.width, result.height, result.frames) == ("copy", 640, 240, 144)
+    # Then the frames are copied in order into one 640x240 stream of 72 frames, with the audio
+    assert (result.video, result.width, result.height, result.frames) == ("copy", 640, 240, 72)
     times = frame_times(final)
-    assert len(times) == 144 and times == sorted(times) and len(set(times)) == 144
+    assert times == [i / 24 for i in range(72)]
     final_audio, source_audio = audio_seconds(final), audio_seconds(clips.gop1)
     assert final_audio is not None and source_audio is not None
     assert abs(final_audio - source_audio) <= AUDIO_TOLERANCE

@@ -14,8 +14,8 @@ import pytest
 if importlib.util.find_spec("storyflow_stereo") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / "stereo"))
 
-from storyflow_stereo.engines.depthwarp import DepthWarpEngine  # noqa: E402
-from storyflow_stereo.video import write_test_clip  # noqa: E402
+from storyflow_stereo.engines.depthwarp import DepthWarpEngine
+from storyflow_stereo.video import write_test_clip
 
 
 @pytest.fixture(scope="session")

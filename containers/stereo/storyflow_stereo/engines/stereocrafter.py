@@ -79,15 +79,16 @@ def missing_model_files(root: Path) -> list[str]:
 
 
 def resolve_model_dir(model_dir: Path) -> tuple[Path, list[str]]:
-    """The first complete candidate among ``model_dir`` and ``model_dir/weights``, else the missing list."""
-    first_missing: list[str] | None = None
+    """The complete one of ``model_dir`` and ``model_dir/weights``; else the nearer one and what it lacks."""
+    best: tuple[Path, list[str]] | None = None
     for candidate in (model_dir, model_dir / "weights"):
         missing = missing_model_files(candidate)
         if not missing:
             return candidate, []
-        if first_missing is None:
-            first_missing = missing
-    return model_dir, first_missing or []
+        if best is None or len(missing) < len(best[1]):
+            best = (candidate, missing)
+    assert best is not None
+    return best
 
 
 def temporal_windows(n: int, chunk: int, overlap: int) -> list[tuple[int, int, int]]:

@@ -1,0 +1,194 @@
+"""GET /start: start the backend exactly once, keep it alive, replace a task that stopped."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from storyflow import backend_tasks
+from storyflow.backend_tasks import STARTING_MESSAGE, TaskStateStore, TaskStatus
+from tests.unit.backend_tasks.conftest import (
+    GRACE,
+    LIFETIME,
+    Backend,
+    LambdaContext,
+    load_event,
+    load_handler,
+    metrics_from,
+)
+
+task_manager = load_handler("task_manager")
+NOW = 1_800_000_000.0
+
+
+def call(event_name: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    response = task_manager.handler(load_event(event_name), LambdaContext(function_name="task-manager"))
+    return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
+
+
+def store(backend: Backend) -> TaskStateStore:
+    return TaskStateStore(backend.settings.task_state_table)
+
+
+def test_start_when_none_runs_starts_one_task(backend: Backend, capsys: pytest.CaptureFixture[str]) -> None:
+    """Given no backend recorded, When GET /start, Then one Fargate task is started and recorded."""
+    status, body, _ = call("task_start.json")
+
+    assert status == 200
+    assert body["status"] == "started"
+    tasks = backend.tasks()
+    assert [t["taskArn"] for t in tasks] == [body["task_arn"]]
+    assert body["public_ip"] is None
+    assert body["message"] == STARTING_MESSAGE
+    assert body["expires_at"] == pytest.approx(time.time() + LIFETIME, abs=30)
+
+    assert len(backend.run_task_calls) == 1
+    run = backend.run_task_calls[0]
+    assert run["launchType"] == "FARGATE"
+    assert run["taskDefinition"] == backend.settings.task_definition
+    vpc = run["networkConfiguration"]["awsvpcConfiguration"]
+    assert vpc == {
+        "subnets": backend.settings.subnets,
+        "securityGroups": [backend.settings.security_group],
+        "assignPublicIp": "ENABLED",
+    }
+
+    state = store(backend).get()
+    assert state is not None
+    assert (state.status, state.task_arn) == (TaskStatus.RUNNING, body["task_arn"])
+
+    pings = [m for m in metrics_from(capsys.readouterr().out) if "TaskPing" in m]
+    assert len(pings) == 1
+    assert pings[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "storyflow"
+    assert pings[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert pings[0]["service"] == "task_manager"
+    assert pings[0]["TaskPing"] == [1.0]
+
+
+def test_second_call_extends_the_running_task(backend: Backend) -> None:
+    """Given a started backend that got its public address, When pinged later, Then it answers `running`
+    with the same task, the address, and expires_at moved to the ping time + lifetime."""
+    first = backend_tasks.ensure_running(backend.settings, NOW)
+    assert first.task_arn is not None
+    address = backend.give_public_ip(first.task_arn)
+
+    second = backend_tasks.ensure_running(backend.settings, NOW + 600, action="ping")
+
+    assert second.status == "running"
+    assert second.task_arn == first.task_arn
+    assert second.public_ip == address
+    assert address in second.message
+    assert second.expires_at == NOW + 600 + LIFETIME > first.expires_at
+    assert len(backend.tasks()) == 1
+    stored = store(backend).get()
+    assert stored is not None and stored.expires_at == second.expires_at
+
+
+def test_ping_action_through_the_api(backend: Backend) -> None:
+    """Given a running backend, When GET /start?action=ping, Then 200 `running` and no new task."""
+    call("task_start.json")
+
+    status, body, _ = call("task_start_ping.json")
+
+    assert (status, body["status"]) == (200, "running")
+    assert len(backend.tasks()) == 1
+
+
+def test_ten_concurrent_starts_run_exactly_one_task(backend: Backend) -> None:
+    """Given no backend, When ten /start calls race, Then RunTask happens once and all name the same task."""
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda i: backend_tasks.ensure_running(backend.settings, NOW + i), range(10)))
+
+    assert len(backend.tasks()) == 1
+    assert len(backend.run_task_calls) == 1
+    assert sorted(a.status for a in answers) == ["running"] * 9 + ["started"]
+    arn = backend.tasks()[0]["taskArn"]
+    # Losers that looked before the winner recorded its ARN answer task_arn None ("starting").
+    assert {a.task_arn for a in answers} <= {arn, None}
+    state = store(backend).get()
+    assert state is not None and (state.status, state.task_arn) == (TaskStatus.RUNNING, arn)
+
+
+def test_recorded_task_stopped_starts_a_new_one(backend: Backend) -> None:
+    """Given the recorded task was stopped from outside (no event seen yet), When /start, Then a new task
+    is started and recorded, and the old one's reason is kept until then."""
+    first = backend_tasks.ensure_running(backend.settings, NOW)
+    assert first.task_arn is not None
+    backend.ecs.stop_task(cluster=backend.settings.cluster_arn, task=first.task_arn, reason="killed by hand")
+
+    again = backend_tasks.ensure_running(backend.settings, NOW + 60)
+
+    assert again.status == "started"
+    assert again.task_arn not in (None, first.task_arn)
+    assert len(backend.run_task_calls) == 2
+    state = store(backend).get()
+    assert state is not None
+    assert (state.status, state.task_arn, state.stopped_reason) == (TaskStatus.RUNNING, again.task_arn, None)
+
+
+def test_unknown_action_is_a_400_naming_the_allowed_values(
+    backend: Backend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Given any state, When GET /start?action=restart, Then 400 naming `ping`, and nothing is started."""
+    status, body, _ = call("task_start_bad_action.json")
+
+    assert status == 400
+    assert body["field"] == "action"
+    assert "ping" in body["message"] and "restart" in body["message"]
+    assert backend.tasks() == []
+    assert store(backend).get() is None
+    assert not [m for m in metrics_from(capsys.readouterr().out) if "TaskPing" in m]
+
+
+def test_stopping_task_answers_503_until_it_has_stopped(backend: Backend) -> None:
+    """Given the monitor is stopping an idle backend (it is still saving its DB), When /start, Then 503 with
+    Retry-After; once ECS reports it stopped, /start starts a fresh task."""
+    first = backend_tasks.ensure_running(backend.settings, NOW)
+    assert first.task_arn is not None
+    state = store(backend).get()
+    assert state is not None
+    later = first.expires_at + GRACE + 1
+    assert store(backend).mark_stopping(state, later, GRACE, "idle") is not None
+
+    with pytest.raises(backend_tasks.BackendStopping):
+        backend_tasks.ensure_running(backend.settings, later)
+    status, body, headers = call("task_start.json")
+    assert (status, body["error"], headers.get("Retry-After")) == (503, "BackendStopping", "5")
+
+    backend.ecs.stop_task(cluster=backend.settings.cluster_arn, task=first.task_arn, reason="idle")
+    fresh = backend_tasks.ensure_running(backend.settings, later + 30)
+    assert fresh.status == "started" and fresh.task_arn != first.task_arn
+
+
+def test_abandoned_claim_is_taken_over(backend: Backend) -> None:
+    """Given a claim whose Lambda died before RunTask (starting, no task, long ago), When /start, Then a task
+    starts; a recent claim instead answers `running` (starting) without a second RunTask."""
+    stale = store(backend).claim(None, NOW, LIFETIME)
+    assert stale is not None
+
+    recent = backend_tasks.ensure_running(backend.settings, NOW + 10)
+    assert (recent.status, recent.task_arn, recent.message) == ("running", None, STARTING_MESSAGE)
+    assert backend.run_task_calls == []
+
+    taken = backend_tasks.ensure_running(backend.settings, NOW + backend_tasks.CLAIM_TIMEOUT_SECONDS + 10)
+    assert taken.status == "started" and taken.task_arn is not None
+    assert len(backend.tasks()) == 1
+
+
+def test_run_task_failure_is_recorded_and_retryable(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given RunTask fails, When /start, Then 503 and the item is marked stopped with the reason, so the next
+    /start tries again."""
+    monkeypatch.setenv("BACKEND_TASK_DEFINITION", "storyflow-missing:1")
+    status, body, _ = call("task_start.json")
+    assert (status, body["error"]) == (503, "TransientError")
+    state = store(backend).get()
+    assert state is not None and state.status == TaskStatus.STOPPED
+    assert state.stopped_reason and state.stopped_reason.startswith("RunTask failed")
+
+    monkeypatch.setenv("BACKEND_TASK_DEFINITION", backend.settings.task_definition)
+    status, body, _ = call("task_start.json")
+    assert (status, body["status"]) == (200, "started")

@@ -1,0 +1,139 @@
+"""Engines end to end on generated clips, and engine selection (Given/When/Then)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import pytest
+from storyflow_stereo.engines import create_engine, engine_name
+from storyflow_stereo.engines.depthwarp import DepthWarpEngine
+from storyflow_stereo.engines.stereocrafter import REQUIRED_FILES, StereoCrafterEngine
+from storyflow_stereo.errors import ModelNotAvailable, NotAVideo, UnknownEngine
+from storyflow_stereo.params import StereoParams
+from storyflow_stereo.video import probe
+
+
+def frame_times(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [round(float(f.pts * f.time_base), 4) for f in container.decode(stream)]
+
+
+@pytest.fixture(scope="module")
+def engine() -> DepthWarpEngine:
+    eng = DepthWarpEngine(preset="ultrafast")
+    eng.load()
+    return eng
+
+
+@pytest.mark.parametrize(("layout", "size"), [("full", (320, 90)), ("half", (160, 90))])
+def test_depthwarp_keeps_every_frame_and_its_timing(
+    engine: DepthWarpEngine, small_clip: Path, tmp_path: Path, layout: str, size: tuple[int, int]
+) -> None:
+    # Given a 12-frame 160x90 clip, When rendered, Then the SBS clip has the same frames at the same times
+    out = tmp_path / "out.mp4"
+    result = engine.render_file(small_clip, out, StereoParams(layout=layout))
+    assert (result.frames, result.width, result.height) == (12, *size)
+    assert result.seconds == pytest.approx(12 / 24)
+    info, frames = probe(out)
+    assert frames == 12
+    assert (info.width, info.height) == size
+    assert info.rate == 24
+    assert frame_times(out) == frame_times(small_clip)
+    # And the output is video only, H.264 yuv420p (reassemble adds the audio)
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 0
+        stream = container.streams.video[0]
+        assert stream.codec_context.name in ("h264", "libx264")
+        assert stream.codec_context.pix_fmt == "yuv420p"
+
+
+def test_depthwarp_handles_odd_sizes(engine: DepthWarpEngine, odd_clip: Path, tmp_path: Path) -> None:
+    # Given a 161x91 clip, When rendered full and half, Then even-sized outputs keep all 7 frames
+    for layout, size in (("full", (322, 92)), ("half", (162, 92))):
+        out = tmp_path / f"{layout}.mp4"
+        result = engine.render_file(odd_clip, out, StereoParams(layout=layout))
+        assert (result.frames, result.width, result.height) == (7, *size)
+        info, frames = probe(out)
+        assert (frames, info.width, info.height) == (7, *size)
+
+
+@pytest.mark.parametrize("content", [b"", b"definitely not a video" * 100])
+def test_not_a_video_is_a_typed_error(engine: DepthWarpEngine, tmp_path: Path, content: bytes) -> None:
+    # Given a zero-byte or garbage file, When rendered, Then NotAVideo (answered as 422)
+    src = tmp_path / "bad.mp4"
+    src.write_bytes(content)
+    with pytest.raises(NotAVideo) as info:
+        engine.render_file(src, tmp_path / "out.mp4", StereoParams())
+    assert info.value.status == 422
+
+
+# -- selection -------------------------------------------------------------------------------------
+
+
+def test_engine_is_chosen_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no ENGINE, Then depthwarp; Given ENGINE=stereocrafter, Then the GPU engine (not loaded yet)
+    monkeypatch.delenv("ENGINE", raising=False)
+    assert isinstance(create_engine(), DepthWarpEngine)
+    monkeypatch.setenv("ENGINE", " StereoCrafter ")
+    assert engine_name() == "stereocrafter"
+    assert isinstance(create_engine(), StereoCrafterEngine)
+    # And an explicit name wins over the env
+    assert isinstance(create_engine("depthwarp"), DepthWarpEngine)
+
+
+def test_unknown_engine_is_a_typed_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINE", "magic3d")
+    with pytest.raises(UnknownEngine) as info:
+        create_engine()
+    assert "magic3d" in str(info.value) and "depthwarp" in str(info.value)
+
+
+def test_stereocrafter_without_weights_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given an empty MODEL_DIR (and no torch here), When the GPU engine loads
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path))
+    engine = StereoCrafterEngine(code_dir=str(tmp_path / "no-code"))
+    with pytest.raises(ModelNotAvailable) as info:
+        engine.load()
+    # Then ModelNotAvailable (503) names every missing path, the missing code and torch
+    message = str(info.value)
+    assert info.value.status == 503
+    for rel in REQUIRED_FILES:
+        assert str(tmp_path / rel) in message
+    assert "DepthCrafter/*.safetensors" in message
+    assert "no-code" in message
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert "torch is not installed" in message
+
+
+def test_stereocrafter_reports_only_the_missing_file(tmp_path: Path) -> None:
+    # Given a model dir (as a SageMaker artifact with a weights/ folder) missing one config file
+    root = tmp_path / "weights"
+    for rel in REQUIRED_FILES:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("{}")
+    for folder in (
+        "stable-video-diffusion-img2vid-xt-1-1/image_encoder",
+        "stable-video-diffusion-img2vid-xt-1-1/vae",
+        "DepthCrafter",
+        "StereoCrafter/unet_diffusers",
+    ):
+        (root / folder / "diffusion_pytorch_model.safetensors").write_bytes(b"0")
+    missing = root / "DepthCrafter" / "config.json"
+    missing.unlink()
+    # When loading, Then the message names that file and no other model file
+    with pytest.raises(ModelNotAvailable) as info:
+        StereoCrafterEngine(model_dir=tmp_path, code_dir=str(tmp_path)).load()
+    message = str(info.value)
+    assert "DepthCrafter/config.json" in message
+    assert "model_index.json" not in message
+
+
+def test_stereocrafter_render_before_load_is_refused(tmp_path: Path, small_clip: Path) -> None:
+    with pytest.raises(ModelNotAvailable):
+        StereoCrafterEngine(model_dir=tmp_path).render_file(small_clip, tmp_path / "o.mp4", StereoParams())
