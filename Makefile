@@ -16,13 +16,31 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# aws-sam-cli pins click (and checkov pins much else), so the deploy/lint tools get their own venv.
-tools: $(TOOLS_STAMP)
+# Lint/deploy tools, each set up once and again only when its pin file changes:
+#   .venv-tools    aws-sam-cli + cfn-lint (sam pins boto3, click and more exactly)
+#   .venv-checkov  checkov (pins boto3 to another exact version, so it cannot share .venv-tools)
+#   node_modules   asl-validator (npm, from package-lock.json)
+CHECKOV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV)/.installed
+NODE_STAMP := node_modules/.installed
+TOOLS_PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(CHECKOV)/bin:$(CURDIR)/node_modules/.bin
+
+tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
 
 $(TOOLS_STAMP): requirements-tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
 	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup
@@ -36,7 +54,7 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 template-check: setup tools
-	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(PY) -m pytest tests/template -q
+	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest tests/template -q
 
 unit: setup
 	$(PY) -m pytest tests/unit -q

@@ -16,7 +16,6 @@ app = APIGatewayRestResolver(enable_validation=True)
 
 
 @app.get("/start")
-@tracer.capture_method
 def start(
     action: Annotated[
         str | None, Query(description="none (start or keep alive) or `ping` (the same: keep alive)")
@@ -28,12 +27,16 @@ def start(
 
 @app.exception_handler(StoryflowError)
 def storyflow_error(error: StoryflowError) -> Response[Any]:
-    headers = {"Retry-After": "5"} if isinstance(error, TransientError) else None
+    """The jobs API's error body (`{message, field}`); a 503 says when to retry."""
+    if error.status_code >= 500:
+        logger.warning("start refused", extra={"error": type(error).__name__, "reason": error.message})
+    else:
+        logger.info("request refused", extra={"error": type(error).__name__, "field": error.field})
     return Response(
         status_code=error.status_code,
         content_type=content_types.APPLICATION_JSON,
-        body={"error": type(error).__name__, "message": error.message, "field": error.field},
-        headers=headers,
+        body={"message": error.message, "field": error.field},
+        headers={"Retry-After": "5"} if isinstance(error, TransientError) else None,
     )
 
 

@@ -388,7 +388,7 @@ def _claim_abandoned(state: TaskState, now: float) -> bool:
     return (
         state.status == TaskStatus.STARTING
         and state.task_arn is None
-        and now - state.updated_at > CLAIM_TIMEOUT_SECONDS
+        and now - state.started_at > CLAIM_TIMEOUT_SECONDS
     )
 
 

@@ -19,7 +19,8 @@ from av.packet import Packet
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
-from storyflow_media.probe import check_video, open_video
+from storyflow_media.errors import NotAVideo
+from storyflow_media.probe import check_decodes, open_video
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ def chunk(source: Path, out_dir: Path, segment_seconds: float = 10.0) -> ChunkRe
     """Write `out_dir/{i:05d}.mp4` (video only) and describe them; raises NotAVideo for bad input."""
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
-    check_video(source)
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = Fraction(segment_seconds).limit_denominator(1000)
     try:
         return ChunkResult(_split(source, out_dir, target, max_gap=2 * target), reencoded=False, reason="")
@@ -68,6 +67,7 @@ def chunk(source: Path, out_dir: Path, segment_seconds: float = 10.0) -> ChunkRe
     for stale in out_dir.glob("[0-9][0-9][0-9][0-9][0-9].mp4"):
         stale.unlink()
     log.info("re-encoding %s: %s", source.name, reason)
+    out_dir.mkdir(parents=True, exist_ok=True)
     keyframed = out_dir / "keyframed.tmp.mp4"
     try:
         reencode_with_keyframes(source, keyframed, target)
@@ -81,6 +81,7 @@ class _SegmentWriter:
 
     def __init__(self, path: Path, template: VideoStream, index: int, start: int) -> None:
         self.path, self.index, self.start, self.end, self.frames = path, index, start, start, 0
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), mode="w", format="mp4")
         self.stream = self.container.add_stream_from_template(template)
 
@@ -105,61 +106,91 @@ class _SegmentWriter:
         )
 
 
+class _Splitter:
+    """Places whole GOPs into segments, cutting wherever a segment's length lands closest to target."""
+
+    def __init__(
+        self, stream: VideoStream, out_dir: Path, target: Fraction, max_gap: Fraction | None
+    ) -> None:
+        assert stream.time_base is not None
+        self.stream, self.out_dir, self.tb = stream, out_dir, stream.time_base
+        rate = stream.average_rate or stream.guessed_rate or DEFAULT_RATE
+        self.frame_ticks = 1 / (rate * self.tb)
+        self.target, self.slack = target / self.tb, self.frame_ticks / 2  # in stream ticks
+        self.max_gap = None if max_gap is None else max_gap / self.tb
+        self.segments: list[Segment] = []
+        self.writer: _SegmentWriter | None = None
+        self.origin: int | None = None
+
+    def add(self, gop: list[Packet], end: int) -> None:
+        """Write one GOP (keyframe first, decode order) that is shown until `end` (stream ticks)."""
+        start = gop[0].pts
+        assert start is not None
+        if self.max_gap is not None and end - start > self.max_gap:
+            gap, at = float((end - start) * self.tb), float((start - (self.origin or start)) * self.tb)
+            limit = float(self.max_gap * self.tb)
+            raise _NeedsReencode(
+                f"keyframes {gap:.2f}s apart at {at:.2f}s (more than 2x the target: {limit:g}s)"
+            )
+        if self.origin is None:
+            self.origin = start
+        if self.writer is not None:
+            before, after = start - self.writer.start, end - self.writer.start
+            if after > self.target + self.slack and self.target - before < after - self.target:
+                self._close()  # cutting before this GOP lands closer to the target than after it
+        if self.writer is None:
+            index = len(self.segments)
+            self.writer = _SegmentWriter(self.out_dir / f"{index:05d}.mp4", self.stream, index, start)
+        self.writer.write(gop, end)
+        if end - self.writer.start >= self.target - self.slack:
+            self._close()
+
+    def last_end(self, gop: list[Packet]) -> int:
+        """Where the stream's last GOP stops showing: its latest frame plus that frame's duration."""
+        return max(p.pts + (p.duration or round(self.frame_ticks)) for p in gop if p.pts is not None)
+
+    def finish(self) -> tuple[Segment, ...]:
+        if self.writer is not None:
+            self._close()
+        return tuple(self.segments)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.container.close()
+
+    def _close(self) -> None:
+        assert self.writer is not None and self.origin is not None
+        self.segments.append(self.writer.close(self.tb, self.origin))
+        self.writer = None
+
+
 def _split(source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction | None) -> tuple[Segment, ...]:
-    with open_video(source) as (container, stream):
+    """One demux pass, a GOP at a time (bounded memory); raises _NeedsReencode if copying cannot work."""
+    with open_video(source, decode=False) as (container, stream):
         codec = stream.codec_context.name
         if codec not in MP4_VIDEO_CODECS:
             raise _NeedsReencode(f"codec {codec} does not stream-copy into mp4")
-        tb = stream.time_base
-        assert tb is not None
-        rate = stream.average_rate or stream.guessed_rate or DEFAULT_RATE
-        frame_ticks = 1 / (rate * tb)  # one frame, in stream ticks
-        target_ticks, slack = target / tb, frame_ticks / 2
-        segments: list[Segment] = []
-        writer: _SegmentWriter | None = None
-        origin: int | None = None
-
-        def place(gop: list[Packet], gop_start: int, gop_end: int) -> None:
-            nonlocal writer, origin
-            if max_gap is not None and (gop_end - gop_start) * tb > max_gap:
-                gap, at = float((gop_end - gop_start) * tb), float((gop_start - (origin or 0)) * tb)
-                raise _NeedsReencode(
-                    f"keyframes {gap:.2f}s apart at {at:.2f}s, more than 2x the {float(target)}s target"
-                )
-            if origin is None:
-                origin = gop_start
-            if writer is not None:
-                before, after = gop_start - writer.start, gop_end - writer.start
-                if after > target_ticks + slack and target_ticks - before < after - target_ticks:
-                    segments.append(writer.close(tb, origin))  # cutting before this GOP lands closer
-                    writer = None
-            if writer is None:
-                index = len(segments)
-                writer = _SegmentWriter(out_dir / f"{index:05d}.mp4", stream, index, gop_start)
-            writer.write(gop, gop_end)
-            if gop_end - writer.start >= target_ticks - slack:
-                segments.append(writer.close(tb, origin))
-                writer = None
-
+        splitter = _Splitter(stream, out_dir, target, max_gap)
         gop: list[Packet] = []
         try:
             for packet in container.demux(stream):
                 if packet.pts is None:  # the demuxer's flush packet
                     continue
+                if not gop:  # the very first packet
+                    check_decodes(packet, source.name)
+                    if not packet.is_keyframe:
+                        raise _NeedsReencode("the video does not start on a keyframe")
                 if packet.is_keyframe and gop:
-                    place(gop, gop[0].pts, packet.pts)  # type: ignore[arg-type]
+                    splitter.add(gop, packet.pts)
                     gop = []
                 gop.append(packet)
-            if gop:
-                end = max(p.pts + (p.duration or round(frame_ticks)) for p in gop)  # type: ignore[operator]
-                place(gop, gop[0].pts, end)  # type: ignore[arg-type]
+            if not gop:
+                raise NotAVideo("the video stream has no frames", source.name)
+            splitter.add(gop, splitter.last_end(gop))
+            return splitter.finish()
         except BaseException:
-            if writer is not None:
-                writer.container.close()
+            splitter.abort()
             raise
-        if writer is not None:
-            segments.append(writer.close(tb, origin or 0))
-        return tuple(segments)
 
 
 def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> None:
@@ -201,6 +232,8 @@ def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> Non
                 frame.pict_type = PictureType.NONE  # let x264 choose; a decoded frame carries its old type
             for packet in enc.encode(frame):
                 out.mux(packet)
+        if origin is None:
+            raise NotAVideo("no video frame decodes", source.name)
         for packet in enc.encode(None):
             out.mux(packet)
 

@@ -113,12 +113,12 @@ def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     def put_segment(entry: dict[str, Any]) -> None:
         s3io.upload(s3, work / "segments" / f"{entry['index']:05d}.mp4", bucket, entry["key"])
-        s3io.tag_intermediate(s3, bucket, entry["key"], keep_existing=False)
+        s3io.tag_intermediate(s3, bucket, entry["key"])
 
     s3io.parallel(put_segment, manifest)
     manifest_key = keys.manifest_key(job)
     s3io.put_json(s3, bucket, manifest_key, manifest)  # last: its presence means every segment is there
-    s3io.tag_intermediate(s3, bucket, manifest_key, keep_existing=False)
+    s3io.tag_intermediate(s3, bucket, manifest_key)
     if args.jobs_table:
         s3io.set_progress_total(s3io.dynamodb_client(), args.jobs_table, job, len(manifest))
     return {
@@ -152,7 +152,7 @@ def _starts(entries: list[dict[str, Any]]) -> list[float] | None:
     """The manifest's segment start times, when every entry has one (they place VFR segments exactly)."""
     starts = [e.get("start") for e in entries]
     if all(isinstance(s, int | float) and not isinstance(s, bool) for s in starts):
-        return [float(s) for s in starts]  # type: ignore[arg-type]
+        return [float(s) for s in starts]
     return None
 
 
@@ -175,7 +175,7 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     final_key = keys.final_key(job)
     s3io.upload(s3, final, ob, final_key)
     log.info("wrote %s", s3io.uri(ob, final_key))
-    intermediates = [(e.get("bucket", ib), e.get("key", keys.segment_key(job, e["index"]))) for e in entries]
+    intermediates = [(ib, keys.segment_key(job, e["index"])) for e in entries]
     intermediates += [(ob, keys.inferred_segment_key(job, e["index"])) for e in entries]
     intermediates.append((ib, keys.manifest_key(job)))
     s3io.parallel(lambda bk: s3io.tag_intermediate(s3, *bk), intermediates)
@@ -186,7 +186,7 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "key": final_key,
         "segments": len(entries),
         "frames": result.frames,
-        "source_frames": sum(int(e.get("frames", 0)) for e in entries),
+        "source_frames": sum(e["frames"] for e in entries if isinstance(e.get("frames"), int)),
         "seconds": result.seconds,
         "width": result.width,
         "height": result.height,

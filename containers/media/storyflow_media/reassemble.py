@@ -1,11 +1,14 @@
 """Join inferred segments into one MP4 and put the source's audio back, once (pure media; no S3).
 
-Video: the segments' packets are remuxed in order with rebased timestamps (each segment starts where
-the previous one ended), so nothing is re-encoded when every segment shares the same codec
-parameters; otherwise the frames are decoded and re-encoded with libx264. Audio: the source's first
-audio stream is copied (or encoded to AAC when its codec does not fit MP4) in a single pass, so the
-joins add no gap or drift. Video and audio packets are interleaved by time and the file is written
-with `movflags=+faststart` (moov first, playable while downloading).
+Video: the segments' packets are remuxed in order with rebased timestamps, so nothing is re-encoded
+while every segment has the same codec parameters; if one differs, the file is written again with
+the frames decoded and re-encoded by libx264. Audio: the source's first audio stream is copied (or
+encoded to AAC when its codec does not fit MP4) in a single pass, so the joins add no gap or drift.
+Video and audio packets are interleaved by time and the file is written with `movflags=+faststart`
+(index first, playable while downloading).
+
+Per-packet work is integer arithmetic only (timestamps in stream ticks, float sort keys); exact
+fractions are used once per segment.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import heapq
 import logging
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
+from operator import itemgetter
 from pathlib import Path
 
 import av
@@ -34,6 +39,10 @@ log = logging.getLogger(__name__)
 #: Audio codecs that stream-copy into MP4; anything else is encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3"})
 AAC_BITRATE = 192_000
+_AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+_Timed = tuple[float, Packet]  # (decode time in seconds: the interleaving key, packet)
+_Opened = tuple[int, InputContainer, VideoStream]
 
 
 @dataclass(frozen=True)
@@ -47,20 +56,15 @@ class ReassembleResult:
     audio_seconds: float | None
 
 
-@dataclass(frozen=True)
-class _VideoParams:
-    codec: str
-    width: int
-    height: int
-    pix_fmt: str | None
-    extradata: bytes | None
+class _ParamsDiffer(Exception):
+    """Control flow: a segment cannot be stream-copied after the first one; never escapes this module."""
 
 
 @dataclass
 class _Timeline:
     """Where the next segment goes, and what has been written so far (times in seconds)."""
 
-    next_start: Fraction = Fraction(0)  # where the last segment's last frame ended
+    next_start: Fraction = Fraction(0)  # where the last segment's last frame stops showing
     last_pts: Fraction | None = None
     last_dts: Fraction | None = None
     frames: int = 0
@@ -74,11 +78,11 @@ class _Timeline:
             start = self.last_pts + frame
         return start
 
-    def wrote(self, pts: Fraction, dts: Fraction | None) -> None:
-        self.frames += 1
-        self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
-        if dts is not None:
-            self.last_dts = dts
+    def segment_done(self, end: Fraction, last_pts: Fraction, last_dts: Fraction | None, frames: int) -> None:
+        self.next_start = max(self.next_start, end)
+        self.last_pts = last_pts if self.last_pts is None else max(self.last_pts, last_pts)
+        self.last_dts = last_dts if last_dts is not None else self.last_dts
+        self.frames += frames
 
 
 def reassemble(
@@ -98,28 +102,49 @@ def reassemble(
     if starts is not None and len(starts) != len(segments):
         raise MediaError(f"{len(starts)} start times for {len(segments)} segments")
     placed = _from_zero(starts) if starts is not None else None
-    params = [_video_params(path) for path in segments]
-    first = params[0]
-    copy = first.codec in MP4_VIDEO_CODECS and all(p == first for p in params)
-    if not copy:
-        log.info("segments differ in codec parameters: re-encoding the video")
+    try:
+        return _write(segments, dest, audio_source, placed, copy=True)
+    except _ParamsDiffer as why:
+        log.info("re-encoding the video: %s", why)
+    return _write(segments, dest, audio_source, placed, copy=False)
+
+
+def _from_zero(starts: Sequence[float]) -> list[Fraction]:
+    exact = [Fraction(start).limit_denominator(1_000_000) for start in starts]
+    return [start - exact[0] for start in exact]
+
+
+def _write(
+    segments: Sequence[Path],
+    dest: Path,
+    audio_source: Path | None,
+    starts: Sequence[Fraction] | None,
+    *,
+    copy: bool,
+) -> ReassembleResult:
     timeline = _Timeline()
-    with av.open(str(dest), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
-        with open_video(segments[0]) as (_, template):
-            if copy:
-                video_out = out.add_stream_from_template(template)
-                video: Iterator[Packet] = _copied_video(segments, placed, video_out, timeline)
-            else:
-                video_out = _x264_stream(out, template)
-                video = _reencoded_video(segments, placed, video_out, timeline)
-        source = av.open(str(audio_source)) if audio_source is not None else None
-        try:
-            audio_mode, audio = _audio(source, out, timeline) if source is not None else (None, iter(()))
-            for packet in heapq.merge(video, audio, key=_dts_seconds):
-                out.mux(packet)
-        finally:
-            if source is not None:
-                source.close()
+    with ExitStack() as stack:
+        opened = _open_each(segments, decode=not copy)
+        stack.callback(opened.close)
+        first = next(opened)  # stays open: the template of the output stream
+        out = stack.enter_context(
+            av.open(str(dest), mode="w", format="mp4", options={"movflags": "+faststart"})
+        )
+        template = first[2]
+        if copy and template.codec_context.name not in MP4_VIDEO_CODECS:
+            raise _ParamsDiffer(f"codec {template.codec_context.name} does not stream-copy into mp4")
+        if copy:
+            video_out = out.add_stream_from_template(template)
+            video = _copied_video(_chain(first, opened), starts, video_out, timeline)
+        else:
+            video_out = _x264_stream(out, template)
+            video = _reencoded_video(_chain(first, opened), starts, video_out, timeline)
+        audio_mode, audio = None, iter(())
+        if audio_source is not None:
+            source = stack.enter_context(av.open(str(audio_source), mode="r", options={"skip_frame": "all"}))
+            audio_mode, audio = _audio(source, out, timeline)
+        for _, packet in heapq.merge(video, audio, key=itemgetter(0)):
+            out.mux(packet)
     audio_seconds = None
     if timeline.audio_start is not None and timeline.audio_end is not None:
         # From 0, where the video starts: an AAC priming packet before it is not heard.
@@ -135,47 +160,59 @@ def reassemble(
     )
 
 
-def _from_zero(starts: Sequence[float]) -> list[Fraction]:
-    exact = [Fraction(start).limit_denominator(1_000_000) for start in starts]
-    return [start - exact[0] for start in exact]
+def _open_each(segments: Sequence[Path], *, decode: bool) -> Iterator[_Opened]:
+    """Each segment in turn, open only while its packets are read."""
+    for index, path in enumerate(segments):
+        with open_video(path, decode=decode) as (container, stream):
+            yield index, container, stream
 
 
-def _video_params(path: Path) -> _VideoParams:
-    with open_video(path) as (_, stream):
-        ctx = stream.codec_context
-        return _VideoParams(ctx.name, ctx.width, ctx.height, ctx.pix_fmt, ctx.extradata)
+def _chain(first: _Opened, rest: Iterator[_Opened]) -> Iterator[_Opened]:
+    yield first
+    yield from rest
 
 
-def _dts_seconds(packet: Packet) -> Fraction:
-    ts = packet.dts if packet.dts is not None else packet.pts
-    assert ts is not None and packet.time_base is not None
-    return ts * packet.time_base
+def _copy_params(stream: VideoStream) -> tuple[object, ...]:
+    """What must match for packets of two files to form one valid stream (SPS/PPS live in extradata)."""
+    ctx = stream.codec_context
+    return ctx.name, ctx.width, ctx.height, ctx.extradata
 
 
 def _copied_video(
-    segments: Sequence[Path], starts: Sequence[Fraction] | None, out_stream: VideoStream, timeline: _Timeline
-) -> Iterator[Packet]:
-    for i, path in enumerate(segments):
-        with open_video(path) as (container, stream):
-            tb, frame = _frame_ticks(stream)
-            start = timeline.place(starts[i] if starts else None, frame * tb)
-            offset: int | None = None
-            end = 0
-            for packet in container.demux(stream):
-                if packet.pts is None:  # the demuxer's flush packet
-                    continue
-                if offset is None:
-                    first = stream.start_time if stream.start_time is not None else packet.pts
-                    offset = _offset(start, first, packet.dts, timeline.last_dts, tb)
-                end = max(end, packet.pts + (packet.duration or frame))
-                packet.pts += offset
-                if packet.dts is not None:
-                    packet.dts += offset
-                packet.stream = out_stream
-                timeline.wrote(packet.pts * tb, None if packet.dts is None else packet.dts * tb)
-                yield packet
-            if offset is not None:
-                timeline.next_start = (end + offset) * tb
+    opened: Iterator[_Opened], starts: Sequence[Fraction] | None, out_stream: VideoStream, timeline: _Timeline
+) -> Iterator[_Timed]:
+    reference: tuple[object, ...] | None = None
+    for index, container, stream in opened:
+        params = _copy_params(stream)
+        reference = reference or params
+        if params != reference:
+            raise _ParamsDiffer(f"segment {index} ({Path(container.name).name}) has other codec parameters")
+        tb, frame = _frame_ticks(stream)
+        start = timeline.place(starts[index] if starts else None, frame * tb)
+        seconds_per_tick = float(tb)
+        offset: int | None = None
+        end = top = 0
+        last_dts: int | None = None
+        count = 0
+        for packet in container.demux(stream):
+            pts = packet.pts
+            if pts is None:  # the demuxer's flush packet
+                continue
+            dts = packet.dts
+            if offset is None:
+                first = stream.start_time if stream.start_time is not None else pts
+                offset = _offset(start, first, dts, timeline.last_dts, tb)
+                end = top = pts + offset
+            end = max(end, pts + offset + (packet.duration or frame))
+            packet.pts = pts = pts + offset
+            top = max(top, pts)
+            if dts is not None:
+                packet.dts = last_dts = dts = dts + offset
+            packet.stream = out_stream
+            count += 1
+            yield (pts if dts is None else dts) * seconds_per_tick, packet
+        if offset is not None:
+            timeline.segment_done(end * tb, top * tb, None if last_dts is None else last_dts * tb, count)
 
 
 def _offset(
@@ -210,34 +247,44 @@ def _x264_stream(out: OutputContainer, template: VideoStream) -> VideoStream:
 
 
 def _reencoded_video(
-    segments: Sequence[Path], starts: Sequence[Fraction] | None, enc: VideoStream, timeline: _Timeline
-) -> Iterator[Packet]:
+    opened: Iterator[_Opened], starts: Sequence[Fraction] | None, enc: VideoStream, timeline: _Timeline
+) -> Iterator[_Timed]:
     enc_tb = enc.codec_context.time_base
     assert enc_tb is not None
+    seconds_per_tick = float(enc_tb)
     last_pts = -1  # in encoder ticks
-    for i, path in enumerate(segments):
-        with open_video(path) as (container, stream):
-            stream.thread_type = "AUTO"
-            tb, frame_ticks = _frame_ticks(stream)
-            start = timeline.place(starts[i] if starts else None, frame_ticks * tb)
-            first: int | None = None
-            for frame in container.decode(stream):
-                pts = frame.pts if frame.pts is not None else (first or 0) + frame_ticks * timeline.frames
-                if first is None:
-                    first = pts
-                seconds = start + (pts - first) * tb
-                timeline.next_start = max(timeline.next_start, seconds + (frame.duration or frame_ticks) * tb)
-                last_pts = max(last_pts + 1, round(seconds / enc_tb))
-                frame.pts, frame.time_base = last_pts, enc_tb
-                frame.pict_type = PictureType.NONE  # let x264 choose; a decoded frame carries its old type
-                timeline.wrote(last_pts * enc_tb, None)
-                yield from enc.encode(frame)
-    yield from enc.encode(None)
+    for index, container, stream in opened:
+        stream.thread_type = "AUTO"
+        tb, frame_ticks = _frame_ticks(stream)
+        start = timeline.place(starts[index] if starts else None, frame_ticks * tb)
+        first: int | None = None
+        end, count = start, 0
+        for frame in container.decode(stream):
+            pts = frame.pts if frame.pts is not None else (first or 0) + frame_ticks * count
+            if first is None:
+                first = pts
+            seconds = start + (pts - first) * tb
+            end = max(end, seconds + (frame.duration or frame_ticks) * tb)
+            last_pts = max(last_pts + 1, round(seconds / enc_tb))
+            frame.pts, frame.time_base = last_pts, enc_tb
+            frame.pict_type = PictureType.NONE  # let x264 choose; a decoded frame carries its old type
+            count += 1
+            for packet in enc.encode(frame):
+                yield _timed(packet, seconds_per_tick)
+        timeline.segment_done(end, last_pts * enc_tb, None, count)
+    for packet in enc.encode(None):
+        yield _timed(packet, seconds_per_tick)
+
+
+def _timed(packet: Packet, seconds_per_tick: float) -> _Timed:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    assert ts is not None
+    return ts * seconds_per_tick, packet
 
 
 def _audio(
     source: InputContainer, out: OutputContainer, timeline: _Timeline
-) -> tuple[str | None, Iterator[Packet]]:
+) -> tuple[str | None, Iterator[_Timed]]:
     stream = next(iter(source.streams.audio), None)
     if stream is None:
         return None, iter(())
@@ -265,46 +312,53 @@ def _aac_layout(stream: AudioStream) -> str:
     return _AAC_LAYOUTS.get(len(stream.layout.channels), "stereo")
 
 
-_AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-
-
 def _copied_audio(
     source: InputContainer, stream: AudioStream, out_stream: AudioStream, shift: Fraction, timeline: _Timeline
-) -> Iterator[Packet]:
+) -> Iterator[_Timed]:
     tb = stream.time_base
     assert tb is not None
-    ticks = round(shift / tb)
+    ticks, seconds_per_tick = round(shift / tb), float(tb)
+    first: int | None = None
+    end = 0
     for packet in source.demux(stream):
-        if packet.pts is None:
+        pts = packet.pts
+        if pts is None:
             continue
-        packet.pts -= ticks
-        if packet.dts is not None:
-            packet.dts -= ticks
-        _audio_span(timeline, packet.pts * tb, (packet.pts + packet.duration) * tb)
+        packet.pts = pts = pts - ticks
+        dts = packet.dts
+        if dts is not None:
+            packet.dts = dts = dts - ticks
+        first = pts if first is None else min(first, pts)
+        end = max(end, pts + packet.duration)
         packet.stream = out_stream
-        yield packet
+        yield (pts if dts is None else dts) * seconds_per_tick, packet
+    if first is not None:
+        timeline.audio_start, timeline.audio_end = first * tb, end * tb
 
 
 def _encoded_audio(
     source: InputContainer, stream: AudioStream, encoder: AudioStream, shift: Fraction, timeline: _Timeline
-) -> Iterator[Packet]:
+) -> Iterator[_Timed]:
     tb = stream.time_base
     assert tb is not None
+    ticks = round(shift / tb)
+    enc_tb: Fraction | None = None
+    first: int | None = None
+    end = 0
+
+    def timed(packets: list[Packet]) -> Iterator[_Timed]:
+        nonlocal enc_tb, first, end
+        for packet in packets:
+            assert packet.pts is not None and packet.time_base is not None
+            enc_tb = packet.time_base
+            first = packet.pts if first is None else min(first, packet.pts)
+            end = max(end, packet.pts + packet.duration)
+            yield _timed(packet, float(enc_tb))
+
     for frame in source.decode(stream):
         if frame.pts is not None:
-            frame.pts -= round(shift / tb)
-        for packet in encoder.encode(frame):
-            yield from _track_audio(packet, timeline)
-    for packet in encoder.encode(None):
-        yield from _track_audio(packet, timeline)
-
-
-def _track_audio(packet: Packet, timeline: _Timeline) -> Iterator[Packet]:
-    assert packet.pts is not None and packet.time_base is not None
-    _audio_span(timeline, packet.pts * packet.time_base, (packet.pts + packet.duration) * packet.time_base)
-    yield packet
-
-
-def _audio_span(timeline: _Timeline, start: Fraction, end: Fraction) -> None:
-    timeline.audio_start = start if timeline.audio_start is None else min(timeline.audio_start, start)
-    timeline.audio_end = end if timeline.audio_end is None else max(timeline.audio_end, end)
+            frame.pts -= ticks
+        yield from timed(encoder.encode(frame))
+    yield from timed(encoder.encode(None))
+    if first is not None and enc_tb is not None:
+        timeline.audio_start, timeline.audio_end = first * enc_tb, end * enc_tb

@@ -70,19 +70,15 @@ def put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
 
 
-def tag_intermediate(s3: Any, bucket: str, key: str, *, keep_existing: bool = True) -> bool:
+def tag_intermediate(s3: Any, bucket: str, key: str) -> bool:
     """Tag an object for the 1-day lifecycle rule; False when it no longer exists (nothing to expire).
 
-    `keep_existing` merges with the object's other tags (one more call); skip it for objects this
-    process has just written.
+    Sets the tag set to just the lifecycle tag: a merge would need s3:GetObjectTagging, which the
+    task role does not have, and nothing else tags these intermediates.
     """
     name, value = LIFECYCLE_TAG
     try:
-        tags = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"] if keep_existing else []
-        if {"Key": name, "Value": value} in tags:
-            return True
-        tags = [t for t in tags if t["Key"] != name] + [{"Key": name, "Value": value}]
-        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tags})
+        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": value}]})
     except ClientError as exc:
         if _missing(exc):
             return False

@@ -31,10 +31,12 @@ def make_clip(
     audio_codec: str = "aac",
     vfr: bool = False,
     preset: str = "veryfast",
+    grain: int = 0,
 ) -> Path:
     """Write an H.264 clip with a keyframe every `gop_seconds`; return `path`.
 
     With `vfr`, frame durations alternate between 0.5 and 1.5 frame periods (same mean rate).
+    `grain` (0-64) adds film-grain-like noise that changes every frame, for a camera-like bitrate.
     """
     odd = width % 2 or height % 2
     pix_fmt = "yuv444p" if odd else "yuv420p"
@@ -51,9 +53,10 @@ def make_clip(
         video.codec_context.time_base = tb
         tone = _Tone(out, audio_codec, round(frames / fps * SAMPLE_RATE)) if audio else None
         pattern = _pattern(width, height)
+        noise = _grain(width, height, grain)
         pts = 0
         for i in range(frames):
-            frame = _frame(pattern, i, pix_fmt)
+            frame = _frame(pattern if noise is None else pattern + noise[i % len(noise)], i, pix_fmt)
             frame.pts, frame.time_base = pts, tb
             pts += (1 if i % 2 == 0 else 3) if vfr else 1
             for packet in video.encode(frame):
@@ -70,6 +73,14 @@ def make_clip(
 def _pattern(width: int, height: int) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width]
     return ((x * 3 + y * 2) % 256).astype(np.uint8)
+
+
+def _grain(width: int, height: int, amplitude: int) -> np.ndarray | None:
+    """A few frames of zero-mean noise (uint8, wrapping): cycled, they defeat motion prediction."""
+    if amplitude <= 0:
+        return None
+    rng = np.random.default_rng(0)
+    return rng.integers(-amplitude, amplitude + 1, size=(7, height, width)).astype(np.uint8)
 
 
 def _frame(pattern: np.ndarray, i: int, pix_fmt: str) -> VideoFrame:

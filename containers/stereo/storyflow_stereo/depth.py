@@ -7,7 +7,7 @@ space and time so the warp never tears:
 - local detail (edge density) and colour saturation: in-focus, saturated subjects tend to be near;
 - haze (bright and desaturated, e.g. sky or fog): far (atmospheric perspective).
 
-Maps are computed at a small working width (256 px) and are "nearness" maps: values in [0, 1],
+Maps are computed at a small working width (192 px) and are "nearness" maps: values in [0, 1],
 1 = nearest to the camera. A temporal EMA removes flicker and is reset on scene cuts.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-WORK_WIDTH = 256
+WORK_WIDTH = 192
 
 
 def work_size(width: int, height: int, work_width: int = WORK_WIDTH) -> tuple[int, int]:

@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from storyflow_stereo.errors import InvalidRequest
+from storyflow_stereo.errors import InvalidRequest, StereoError
 from storyflow_stereo.service import StereoService, error_body, error_status
 
 log = logging.getLogger("storyflow_stereo")
@@ -46,13 +46,14 @@ class StereoRequestHandler(BaseHTTPRequestHandler):
         try:
             raw = self._read_body()
             extra["input_uri"] = _peek(raw, "input_uri")
+            extra["output_uri"] = _peek(raw, "output_uri")
             body = self.server.service.invoke(raw)
             status = 200
             extra["frames"] = body["frames"]
         except Exception as exc:
             status, body = error_status(exc), error_body(exc)
-            if status >= 500:
-                log.exception("invocation failed: %s", body["cause"])
+            if not isinstance(exc, StereoError):  # unexpected: keep the traceback for the engine's owner
+                log.exception("invocation failed: %s: %s", body["error"], body["cause"])
         self._reply(status, body, started, extra)
 
     def _read_body(self) -> bytes:
@@ -96,6 +97,7 @@ class StereoRequestHandler(BaseHTTPRequestHandler):
         line.update({k: v for k, v in (extra or {}).items() if v is not None})
         if status >= 400 and "error" in body:
             line["error"] = body["error"]
+            line["cause"] = str(body.get("cause", ""))[:300]
         log.info("request %s", json.dumps(line, separators=(",", ":")))
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from storyflow_stereo.errors import NotAVideo
 
-DEFAULT_PRESET = "veryfast"
+DEFAULT_PRESET = "superfast"
 DEFAULT_CRF = "18"
 _END = object()
 

@@ -109,17 +109,27 @@ def backward_warp(src: np.ndarray, eye_disp: np.ndarray, shift: float) -> np.nda
     )
 
 
+# OpenCV >= 4.10 can take maps relative to the output pixel: constant offsets then survive the low-res ->
+# full-res resize exactly, so a full-layout map is two cv2.resize calls and no full-size arithmetic.
+_RELATIVE = getattr(cv2, "WARP_RELATIVE_MAP", None)
+
+
 @dataclass
 class _Geometry:
     out_w: int
     out_h: int
     eye_w: int
-    base_x: np.ndarray  # (eye_w,) source x of each output column before the disparity shift
-    map_x: np.ndarray  # (out_h, out_w) reused buffer: source x of every output pixel
-    map_y: np.ndarray  # (out_h, out_w) source row of each output row (last row repeated if padded)
+    relative: bool  # maps are offsets from the output pixel (cv2.WARP_RELATIVE_MAP) or absolute
+    eye_base: list[np.ndarray | float]  # per eye: map_x before the disparity shift (a constant or a row)
+    map_x: np.ndarray  # (out_h, out_w) reused buffer
+    map_y: np.ndarray  # (out_h, out_w) rows: identity (last row repeated when the height is padded)
     chroma_map_x: np.ndarray  # (out_h/2, out_w/2) reused buffer for the yuv420p chroma planes
     chroma_map_y: np.ndarray  # (out_h/2, out_w/2)
     i420: np.ndarray  # (out_h * 3 / 2, out_w) reused output buffer in the layout yuv420p frames take
+
+    @property
+    def flags(self) -> int:
+        return cv2.INTER_LINEAR | (int(_RELATIVE) if self.relative else 0)
 
 
 class SideBySideRenderer:
@@ -129,36 +139,54 @@ class SideBySideRenderer:
     yuv420p path (:meth:`render_i420`) works on the decoder's planes directly, with no colour conversion.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, relative_maps: bool | None = None) -> None:
+        self.relative = _RELATIVE is not None if relative_maps is None else relative_maps
+        if self.relative and _RELATIVE is None:
+            raise ValueError("this OpenCV has no WARP_RELATIVE_MAP")
         self._geometry: dict[tuple[int, int, str], _Geometry] = {}
 
     def _geo(self, width: int, height: int, layout: str) -> _Geometry:
         key = (width, height, layout)
         geo = self._geometry.get(key)
         if geo is None:
-            out_w, out_h = output_size(width, height, layout)
-            eye_w = out_w // 2
-            scale = width / eye_w
-            base_x = ((np.arange(eye_w, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
-            rows = np.minimum(np.arange(out_h, dtype=np.float32), np.float32(height - 1))
-            map_y = np.ascontiguousarray(np.broadcast_to(rows[:, None], (out_h, out_w)))
-            chroma_h = (height + 1) // 2
-            chroma_rows = np.minimum(np.arange(out_h // 2, dtype=np.float32), np.float32(chroma_h - 1))
-            chroma_shape = (out_h // 2, out_w // 2)
-            chroma_map_y = np.ascontiguousarray(np.broadcast_to(chroma_rows[:, None], chroma_shape))
-            geo = _Geometry(
-                out_w=out_w,
-                out_h=out_h,
-                eye_w=eye_w,
-                base_x=base_x,
-                map_x=np.empty((out_h, out_w), np.float32),
-                map_y=map_y,
-                chroma_map_x=np.empty((out_h // 2, out_w // 2), np.float32),
-                chroma_map_y=chroma_map_y,
-                i420=np.empty((out_h * 3 // 2, out_w), np.uint8),
-            )
+            geo = self._make_geo(width, height, layout)
             self._geometry[key] = geo
         return geo
+
+    def _make_geo(self, width: int, height: int, layout: str) -> _Geometry:
+        out_w, out_h = output_size(width, height, layout)
+        eye_w = out_w // 2
+        # Source x of each eye column before the shift (identity for "full", a squeeze for "half").
+        src_x = ((np.arange(eye_w, dtype=np.float64) + 0.5) * (width / eye_w) - 0.5).astype(np.float32)
+        eye_base: list[np.ndarray | float] = []
+        for eye in (0, 1):
+            out_x = np.arange(eye_w, dtype=np.float32) + eye * eye_w
+            base = src_x - out_x if self.relative else src_x
+            eye_base.append(float(base[0]) if np.all(base == base[0]) else base[None, :])
+        chroma_shape = (out_h // 2, out_w // 2)
+        if self.relative:
+            # Offsets of 0: rows map to themselves and BORDER_REPLICATE repeats the last one when padded.
+            map_y = np.zeros((out_h, out_w), np.float32)
+            chroma_map_y = np.zeros(chroma_shape, np.float32)
+        else:
+            rows = np.minimum(np.arange(out_h, dtype=np.float32), np.float32(height - 1))
+            map_y = np.ascontiguousarray(np.broadcast_to(rows[:, None], (out_h, out_w)))
+            chroma_rows = np.minimum(
+                np.arange(out_h // 2, dtype=np.float32), np.float32((height + 1) // 2 - 1)
+            )
+            chroma_map_y = np.ascontiguousarray(np.broadcast_to(chroma_rows[:, None], chroma_shape))
+        return _Geometry(
+            out_w=out_w,
+            out_h=out_h,
+            eye_w=eye_w,
+            relative=self.relative,
+            eye_base=eye_base,
+            map_x=np.empty((out_h, out_w), np.float32),
+            map_y=map_y,
+            chroma_map_x=np.empty(chroma_shape, np.float32),
+            chroma_map_y=chroma_map_y,
+            i420=np.empty((out_h * 3 // 2, out_w), np.uint8),
+        )
 
     def eye_disparities(
         self, nearness: np.ndarray, width: int, baseline: float, convergence: float
@@ -175,14 +203,20 @@ class SideBySideRenderer:
         self, width: int, height: int, nearness: np.ndarray, layout: str, baseline: float, convergence: float
     ) -> _Geometry:
         geo = self._geo(width, height, layout)
-        left, right = self.eye_disparities(nearness, width, baseline, convergence)
-        size = (geo.eye_w, geo.out_h)
+        eyes = self.eye_disparities(nearness, width, baseline, convergence)
         ew = geo.eye_w
-        for col, (disp, shift) in enumerate(((left, LEFT_SHIFT), (right, RIGHT_SHIFT))):
-            full = cv2.resize(disp, size, interpolation=cv2.INTER_LINEAR)
-            full *= np.float32(shift)
-            # map_x = base_x - shift * disparity, written straight into this eye's half of the buffer.
-            np.subtract(geo.base_x[None, :], full, out=geo.map_x[:, col * ew : (col + 1) * ew])
+        for eye, (disp, shift, base) in enumerate(
+            zip(eyes, (LEFT_SHIFT, RIGHT_SHIFT), geo.eye_base, strict=True)
+        ):
+            # map_x = base - shift * disparity, built at low resolution where the base is a constant
+            # (linear interpolation keeps constants exact), resized straight into this eye's half.
+            low = disp * np.float32(-shift)
+            if isinstance(base, float):
+                low += np.float32(base)
+            view = geo.map_x[:, eye * ew : (eye + 1) * ew]
+            cv2.resize(low, (ew, geo.out_h), dst=view, interpolation=cv2.INTER_LINEAR)
+            if not isinstance(base, float):
+                view += base
         return geo
 
     def render(
@@ -191,7 +225,7 @@ class SideBySideRenderer:
         """Side-by-side frame (out_h, out_w[, C]) of a (H, W[, C]) uint8 frame, e.g. BGR."""
         height, width = frame.shape[:2]
         geo = self._maps(width, height, nearness, layout, baseline, convergence)
-        return cv2.remap(frame, geo.map_x, geo.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(frame, geo.map_x, geo.map_y, geo.flags, borderMode=cv2.BORDER_REPLICATE)
 
     def render_i420(
         self,
@@ -205,7 +239,7 @@ class SideBySideRenderer:
 
         Returns the (out_h * 3 / 2, out_w) I420 buffer ``av.VideoFrame.from_ndarray`` takes; the buffer
         is reused by the next call, so consume it first. Chroma is co-sited with even luma columns, so
-        a chroma sample's source position is the luma map at (2i, 2j) halved.
+        a chroma sample's (absolute or relative) x is the luma map's at (2i, 2j), halved.
         """
         y, u, v = planes
         height, width = y.shape
@@ -216,11 +250,11 @@ class SideBySideRenderer:
         dst_y = flat[:n_y].reshape(out_h, out_w)
         dst_u = flat[n_y : n_y + n_c].reshape(out_h // 2, out_w // 2)
         dst_v = flat[n_y + n_c :].reshape(out_h // 2, out_w // 2)
-        border = cv2.BORDER_REPLICATE
-        cv2.remap(y, geo.map_x, geo.map_y, cv2.INTER_LINEAR, dst=dst_y, borderMode=border)
+        border, flags = cv2.BORDER_REPLICATE, geo.flags
+        cv2.remap(y, geo.map_x, geo.map_y, flags, dst=dst_y, borderMode=border)
         np.multiply(geo.map_x[::2, ::2], np.float32(0.5), out=geo.chroma_map_x)
-        cv2.remap(u, geo.chroma_map_x, geo.chroma_map_y, cv2.INTER_LINEAR, dst=dst_u, borderMode=border)
-        cv2.remap(v, geo.chroma_map_x, geo.chroma_map_y, cv2.INTER_LINEAR, dst=dst_v, borderMode=border)
+        cv2.remap(u, geo.chroma_map_x, geo.chroma_map_y, flags, dst=dst_u, borderMode=border)
+        cv2.remap(v, geo.chroma_map_x, geo.chroma_map_y, flags, dst=dst_v, borderMode=border)
         return geo.i420
 
 

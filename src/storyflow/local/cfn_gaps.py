@@ -202,8 +202,15 @@ class LambdaAlias(LocalResource):
         return self.name
 
 
+class ApiDeployment(LocalResource):
+    """Recorded: moto refuses a deployment of an API it imported no methods into (SAM's swagger 2.0 Body);
+    the API is served by the local HTTP shim from the template's routes instead."""
+
+    resource_type = "AWS::ApiGateway::Deployment"
+
+
 LOCAL_MODELS: dict[str, type[LocalResource]] = {
-    model.resource_type: model for model in (SnsSubscription, CloudWatchAlarm, LambdaAlias)
+    model.resource_type: model for model in (SnsSubscription, CloudWatchAlarm, LambdaAlias, ApiDeployment)
 }
 
 
@@ -360,6 +367,21 @@ class CloudFormationGaps:
                 bucket.set_notification_configuration(notifications)
             return bucket
 
+        from moto.apigateway.models import RestAPI
+
+        original_create_api = RestAPI.create_from_cloudformation_json
+
+        def create_rest_api(
+            cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+            region_name: str, **kwargs: Any,
+        ) -> Any:
+            # SAM names the API in its OpenAPI Body (info.title), not in `Name` (which moto requires).
+            props = cloudformation_json.setdefault("Properties", {})
+            if "Name" not in props:
+                props["Name"] = (props.get("Body") or {}).get("info", {}).get("title") or resource_name
+            return original_create_api(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+        self.patches.set(RestAPI, "create_from_cloudformation_json", classmethod(create_rest_api))
         self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)
         self.patches.set(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))
         self.patches.set(StateMachine, "create_from_cloudformation_json", classmethod(_create_state_machine))

@@ -12,6 +12,7 @@ from storyflow.local.server import FAKE_CREDENTIALS
 
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2},
+    inject_host_prefix=False,  # e.g. StartSyncExecution's "sync-" prefix: the emulator is an IP address
     max_pool_connections=64,
     connect_timeout=5,
     read_timeout=900,

@@ -79,6 +79,8 @@ class LocalCloud:
                 on_deployed = getattr(adapter, "on_deployed", None)
                 if on_deployed is not None:
                     on_deployed(self.deployment)
+            self.api_urls = self.api.urls
+            self.deployment.outputs = self._local_outputs(self.deployment.outputs)
             self._started = True
             self.ready_seconds = time.monotonic() - began
             if self.config.write_state_file:
@@ -90,15 +92,52 @@ class LocalCloud:
             raise
 
     def _install_adapters(self, ctx: LocalContext) -> None:
+        from storyflow.local.alarms import AlarmEvaluator
+        from storyflow.local.ecs_agent import EcsAgent
+        from storyflow.local.events_adapter import EventsAdapter
+        from storyflow.local.http_shim import HttpShim
         from storyflow.local.lambda_adapter import LambdaAdapter
+        from storyflow.local.s3_adapter import S3Adapter
+        from storyflow.local.sagemaker import SageMakerAdapter
+        from storyflow.local.sns_adapter import SnsAdapter
+        from storyflow.local.sqs_poller import SqsPoller
         from storyflow.local.stepfunctions import StepFunctionsAdapter
 
-        # Code directories are known once the template is packaged; the deploy fills ctx.code_dirs.
         CloudFormationGaps(ctx.patches).install()
         self.lambdas = LambdaAdapter(ctx)
-        self.adapters = [self.lambdas, StepFunctionsAdapter(ctx)]
+        self.ecs = EcsAgent(ctx)
+        self.sagemaker = SageMakerAdapter(ctx)
+        self.api = HttpShim(ctx, self.lambdas)
+        self.adapters = [
+            self.lambdas,
+            StepFunctionsAdapter(ctx),
+            SnsAdapter(ctx, self.lambdas),
+            S3Adapter(ctx, self.lambdas),
+            EventsAdapter(ctx, self.lambdas),
+            SqsPoller(ctx, self.lambdas),
+            self.ecs,
+            self.sagemaker,
+            AlarmEvaluator(ctx, self.lambdas),
+            self.api,
+        ]
         for adapter in self.adapters:
             adapter.install()
+
+    def _local_outputs(self, outputs: dict[str, str]) -> dict[str, str]:
+        """Stack outputs with execute-api URLs pointing at the local API shim."""
+        assert self.deployment is not None
+        result = dict(outputs)
+        for api, url in self.api_urls.items():
+            if api not in self.deployment.resources:
+                continue
+            api_id = self.deployment.resources[api].physical_id
+            stage = url.rsplit("/", 1)[-1]
+            remote = f"https://{api_id}.execute-api.{self.region}.amazonaws.com"
+            local = url[: -len(stage) - 1]
+            for key, value in result.items():
+                if value.startswith(remote):
+                    result[key] = local + value[len(remote):]
+        return result
 
     def stop(self) -> None:
         global _active

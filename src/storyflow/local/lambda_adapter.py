@@ -87,14 +87,20 @@ class LambdaAdapter:
             run()
 
     def invoke_arn_async(self, function_arn: str, event: Any) -> None:
+        """Asynchronous delivery to a function named by ARN (SNS, S3, EventBridge); a missing one is logged."""
         from moto.awslambda.models import lambda_backends
 
-        region = function_arn.split(":")[3] if function_arn.startswith("arn:") else self.ctx.region
         parts = function_arn.split(":")
+        region = parts[3] if function_arn.startswith("arn:") else self.ctx.region
         qualifier = parts[7] if len(parts) == 8 else None
-        backend = lambda_backends[self.ctx.account_id][region]
-        fn = backend._lambdas.get_function_by_name_or_arn_with_qualifier(function_arn if not qualifier
-                                                                         else ":".join(parts[:7]), qualifier)
+        name = ":".join(parts[:7]) if qualifier else function_arn
+        try:
+            fn = lambda_backends[self.ctx.account_id][region]._lambdas.get_function_by_name_or_arn_with_qualifier(
+                name, qualifier
+            )
+        except Exception as error:
+            log.warning("asynchronous delivery to %s dropped: %s", function_arn, error)
+            return
         self.invoke_async(fn, event)
 
     # --- moto patches

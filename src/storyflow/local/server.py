@@ -75,6 +75,7 @@ class MotoServer:
         default_user_config.setdefault("lambda", {})["use_docker"] = True
         default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = False
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call otherwise
         self._server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
         self._server.start()
         self.port = int(self._server.get_host_and_port()[1])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,28 @@ from typing import Any
 from storyflow.local.context import LocalContext
 
 PARSER_PACKAGE = "moto.stepfunctions.parser"
+
+# A JSONPath is indefinite (its result is a list) only with a wildcard, slice, filter, union or deep scan.
+_INDEFINITE = re.compile(r"\[\s*\*\s*\]|\.\*|\[[^\]]*:[^\]]*\]|\[\s*\?|\.\.|\[[^\]'\"]*,[^\]]*\]")
+
+
+def is_indefinite(path: str) -> bool:
+    return bool(_INDEFINITE.search(path))
+
+
+def extract_json(path: str, data: Any) -> Any:
+    """JSONPath as Step Functions evaluates it: a definite path (`$.a[0].b`) gives one value, an
+    indefinite one (`$.a[*].b`) a list. moto returns a list for any path through an index."""
+    from jsonpath_ng.ext import parse
+
+    from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError
+
+    matches = parse(path).find(data)
+    if is_indefinite(path):
+        return [match.value for match in matches]
+    if not matches:
+        raise NoSuchJsonPathError(json_path=path, data=data)
+    return matches[0].value
 
 
 @functools.lru_cache(maxsize=64)
@@ -158,12 +181,19 @@ class StepFunctionsAdapter:
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
         from moto.stepfunctions.responses import StepFunctionResponse
 
+        import moto.stepfunctions.parser.asl.utils.json_path as json_path_module
+
         patches = self.ctx.patches
-        # Every module of the interpreter imported `boto_client_for` by name: replace each binding.
+        # Modules of the interpreter imported these functions by name: replace every binding.
         patches.set(boto_client_module, "boto_client_for", self.client_for)
+        patches.set(json_path_module, "extract_json", extract_json)
         for name, module in list(sys.modules.items()):
-            if name.startswith(PARSER_PACKAGE) and module is not None and hasattr(module, "boto_client_for"):
+            if not name.startswith(PARSER_PACKAGE) or module is None:
+                continue
+            if hasattr(module, "boto_client_for"):
                 patches.set(module, "boto_client_for", self.client_for)
+            if getattr(module, "extract_json", None) is not None and module is not json_path_module:
+                patches.set(module, "extract_json", extract_json)
 
         ecs_cls = state_task_service_ecs.StateTaskServiceEcs
         sdk_cls = state_task_service_aws_sdk.StateTaskServiceAwsSdk

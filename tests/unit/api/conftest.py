@@ -1,4 +1,4 @@
-"""API fixtures: API Gateway proxy events from tests/events/api_*.json, the real handler, moto state machines."""
+"""API fixtures: proxy events from tests/events/api_*.json, the real handler, moto state machines."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
 import pytest
 
+from storyflow import aws
 from storyflow.openapi import load_api_module
 from tests.support.functions import FakeContext
-from tests.unit.conftest import REGION
+from tests.unit.api.boto_cache import shared_botocore_loader  # noqa: F401 (session fixture)
+from tests.unit.api.moto_stack import _module_account, module_lived_stack  # noqa: F401 (overrides the shared `stack`)
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KINDS_WITH_MACHINES = ("stereo", "video", "tts", "story")
@@ -68,7 +69,9 @@ def call_api(stack: dict[str, Any], api_module: ModuleType) -> Callable[[dict[st
     def call(event: dict[str, Any]) -> ApiResult:
         response = api_module.handler(event, FakeContext(function_name="storyflow-api"))
         body = json.loads(response["body"]) if response.get("body") else None
-        return ApiResult(response["statusCode"], body, response.get("headers") or {})
+        headers = dict(response.get("headers") or {})
+        headers.update({k: v[-1] for k, v in (response.get("multiValueHeaders") or {}).items() if v})
+        return ApiResult(response["statusCode"], body, headers)
 
     return call
 
@@ -76,7 +79,7 @@ def call_api(stack: dict[str, Any], api_module: ModuleType) -> Callable[[dict[st
 @pytest.fixture
 def state_machines(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Given a deployed (trivial) state machine for every kind, wired into the function's environment."""
-    sfn = boto3.client("stepfunctions", region_name=REGION)
+    sfn = aws.client("stepfunctions")
     arns = {}
     for kind in KINDS_WITH_MACHINES:
         arn = sfn.create_state_machine(
@@ -90,7 +93,7 @@ def state_machines(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> di
 
 
 def executions() -> list[dict[str, Any]]:
-    sfn = boto3.client("stepfunctions", region_name=REGION)
+    sfn = aws.client("stepfunctions")
     found = []
     for machine in sfn.list_state_machines()["stateMachines"]:
         found += sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
@@ -98,14 +101,12 @@ def executions() -> list[dict[str, Any]]:
 
 
 def jobs_in_table(stack: dict[str, Any]) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = boto3.resource("dynamodb", region_name=REGION).Table(stack["JOBS_TABLE"]).scan()[
-        "Items"
-    ]
+    items: list[dict[str, Any]] = aws.table(stack["JOBS_TABLE"]).scan()["Items"]
     return items
 
 
 def objects_in_buckets(stack: dict[str, Any]) -> list[str]:
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = aws.client("s3")
     keys = []
     for bucket in (stack["INPUT_BUCKET"], stack["OUTPUT_BUCKET"]):
         keys += [f"{bucket}/{o['Key']}" for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]

@@ -8,10 +8,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
+from storyflow import aws
 from storyflow.jobstore import JobStore
 from storyflow.keys import JOB_ID_PATTERN, upload_key
 from storyflow.models import JobError, JobKind, JobStatus, VideoRequest
@@ -24,7 +24,6 @@ from tests.unit.api.conftest import (
     with_job_id,
     with_query,
 )
-from tests.unit.conftest import REGION
 
 Call = Callable[[dict[str, Any]], ApiResult]
 
@@ -59,7 +58,7 @@ def test_submit_video_creates_a_queued_job_and_starts_its_execution(
     (execution,) = executions()
     assert execution["name"] == job_id
     assert execution["stateMachineArn"] == state_machines["video"]
-    sfn = boto3.client("stepfunctions", region_name=REGION)
+    sfn = aws.client("stepfunctions")
     payload = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert payload == {"job_id": job_id, "request": job.request}
 
@@ -69,7 +68,11 @@ def test_submit_video_creates_a_queued_job_and_starts_its_execution(
     [
         {"kind": "tts", "text": "Once upon a time.", "voice": "af_heart"},
         {"kind": "story", "prompt": "a fox learns to fly"},
-        {"kind": "story", "scenes": [{"narration": "The fox jumps.", "prompt": "a fox mid-air"}], "stereo": True},
+        {
+            "kind": "story",
+            "scenes": [{"narration": "The fox jumps.", "prompt": "a fox mid-air"}],
+            "stereo": True,
+        },
     ],
     ids=["tts", "story-prompt", "story-scenes"],
 )
@@ -122,7 +125,7 @@ def test_submit_stereo_answers_a_presigned_post_the_file_can_be_uploaded_to(
 
     # Then the object lands at the upload key
     assert response.status_code in (200, 201, 204), response.text
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = aws.client("s3")
     stored = s3.get_object(Bucket=stack["INPUT_BUCKET"], Key=upload_key(job_id))["Body"].read()
     assert stored == video
 
@@ -148,7 +151,9 @@ def test_get_job_returns_the_item(call_api: Call, stack: dict[str, Any]) -> None
     assert set(result.body) >= {"created_at", "updated_at", "request", "outputs", "error", "execution_arn"}
 
 
-def test_list_jobs_pages_newest_first(call_api: Call, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_jobs_pages_newest_first(
+    call_api: Call, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given three queued jobs created one second apart
     store = JobStore(stack["JOBS_TABLE"])
     ids = [f"tts-20261123-00000000000{i}" for i in range(3)]
@@ -159,7 +164,9 @@ def test_list_jobs_pages_newest_first(call_api: Call, stack: dict[str, Any], mon
 
     # When the stored list event (status=queued, limit=2) is handled, then the page after it
     first = call_api(load_event("api_list_jobs"))
-    second = call_api(with_query(load_event("api_list_jobs"), status="queued", limit="2", next=first.body["next"]))
+    second = call_api(
+        with_query(load_event("api_list_jobs"), status="queued", limit="2", next=first.body["next"])
+    )
 
     # Then newest first across both pages, each job exactly once
     assert first.status == 200 and second.status == 200
@@ -190,7 +197,9 @@ def test_cancel_running_job_stops_its_execution(
     # Given a submitted video job whose execution is running
     job_id = call_api(load_event("api_submit_video")).body["job_id"]
     (execution,) = executions()
-    JobStore(stack["JOBS_TABLE"]).transition(job_id, JobStatus.RUNNING, execution_arn=execution["executionArn"])
+    JobStore(stack["JOBS_TABLE"]).transition(
+        job_id, JobStatus.RUNNING, execution_arn=execution["executionArn"]
+    )
 
     # When it is cancelled
     result = call_api(with_job_id(load_event("api_cancel_job"), job_id))
@@ -198,7 +207,7 @@ def test_cancel_running_job_stops_its_execution(
     # Then the job is cancelled (with a completion time) and its execution aborted
     assert result.status == 200, result.body
     assert result.body["status"] == "cancelled" and result.body["completed_at"]
-    sfn = boto3.client("stepfunctions", region_name=REGION)
+    sfn = aws.client("stepfunctions")
     assert sfn.describe_execution(executionArn=execution["executionArn"])["status"] == "ABORTED"
 
 
@@ -219,13 +228,15 @@ def test_cancel_queued_stereo_job_waiting_for_its_upload(
 def test_outputs_of_a_completed_job_are_presigned_downloads(call_api: Call, stack: dict[str, Any]) -> None:
     # Given a completed job whose final video is in the output bucket
     job_id = "stereo-20261123-0123456789ab"
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = aws.client("s3")
     s3.put_object(Bucket=stack["OUTPUT_BUCKET"], Key=f"jobs/{job_id}/final.mp4", Body=b"final-video")
     store = JobStore(stack["JOBS_TABLE"])
     store.create(JobKind.STEREO, job_id, {})
     store.transition(job_id, JobStatus.RUNNING)
     store.transition(
-        job_id, JobStatus.COMPLETED, outputs={"final": f"s3://{stack['OUTPUT_BUCKET']}/jobs/{job_id}/final.mp4"}
+        job_id,
+        JobStatus.COMPLETED,
+        outputs={"final": f"s3://{stack['OUTPUT_BUCKET']}/jobs/{job_id}/final.mp4"},
     )
 
     # When its outputs are asked for
@@ -246,7 +257,9 @@ def test_outputs_outside_the_output_bucket_are_not_signed(call_api: Call, stack:
     store = JobStore(stack["JOBS_TABLE"])
     store.create(JobKind.VIDEO, job_id, {})
     store.transition(job_id, JobStatus.RUNNING)
-    store.transition(job_id, JobStatus.COMPLETED, outputs={"x": "s3://someone-else/secret.mp4", "y": "not-a-uri"})
+    store.transition(
+        job_id, JobStatus.COMPLETED, outputs={"x": "s3://someone-else/secret.mp4", "y": "not-a-uri"}
+    )
 
     # When its outputs are asked for  Then nothing is signed
     result = call_api(with_job_id(load_event("api_job_outputs"), job_id))

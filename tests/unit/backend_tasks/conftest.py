@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +25,18 @@ EVENTS = ROOT / "tests" / "events"
 ALARM_NAME = "storyflow-TaskPingAlarm-TEST"
 LIFETIME = 900
 GRACE = 300
+
+
+@lru_cache(maxsize=8)
+def moto_client(service: str) -> Any:
+    """One boto3 session for these tests: moto resets boto3's default session per mock, and re-reading the
+    EC2 service model for every test costs more than the test itself."""
+    return _session().client(service, region_name=REGION)
+
+
+@lru_cache(maxsize=1)
+def _session() -> Any:
+    return boto3.session.Session()
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -122,9 +134,9 @@ class Backend:
         arns = self.ecs.list_tasks(cluster=self.settings.cluster_arn)["taskArns"]
         if not arns:
             return []
-        described: list[dict[str, Any]] = self.ecs.describe_tasks(cluster=self.settings.cluster_arn, tasks=arns)[
-            "tasks"
-        ]
+        described: list[dict[str, Any]] = self.ecs.describe_tasks(
+            cluster=self.settings.cluster_arn, tasks=arns
+        )["tasks"]
         return described
 
     def task(self, task_arn: str) -> dict[str, Any]:
@@ -148,8 +160,9 @@ class Backend:
 def backend(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
     """Given the template's tables plus a cluster, a public subnet pair, the backend's security group
     and its task definition; moto tasks stay RUNNING until stopped (as a real backend does)."""
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~1 s per test otherwise; no AMI is used
     state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 10**9})
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = moto_client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnets = [
@@ -157,7 +170,7 @@ def backend(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[
         for cidr in ("10.42.0.0/20", "10.42.16.0/20")
     ]
     group = ec2.create_security_group(GroupName="backend", Description="backend", VpcId=vpc)["GroupId"]
-    ecs = boto3.client("ecs", region_name=REGION)
+    ecs = moto_client("ecs")
     cluster = ecs.create_cluster(clusterName="storyflow")["cluster"]["clusterArn"]
     definition = ecs.register_task_definition(**_task_definition_from_template())["taskDefinition"]
     env = {
@@ -171,7 +184,7 @@ def backend(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+    moto_client("cloudwatch").put_metric_alarm(
         AlarmName=ALARM_NAME,
         Namespace="storyflow",
         MetricName="TaskPing",
@@ -183,8 +196,8 @@ def backend(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[
         ComparisonOperator="LessThanThreshold",
         TreatMissingData="breaching",
     )
-    aws._client.cache_clear()
-    aws._dynamodb.cache_clear()
+    for service in ("dynamodb", "ecs", "ec2", "cloudwatch"):
+        aws.client(service)  # cached clients: created once, not by ten threads at once
     result = Backend(settings=BackendSettings.from_env(), ecs=ecs, ec2=ec2)
 
     def capture(params: dict[str, Any], **_: Any) -> None:
@@ -195,8 +208,6 @@ def backend(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield result
     finally:
         aws.client("ecs").meta.events.unregister("provide-client-params.ecs.RunTask", capture)
-        aws._client.cache_clear()
-        aws._dynamodb.cache_clear()
         state_manager.unset_transition(model_name="ecs::task")
 
 

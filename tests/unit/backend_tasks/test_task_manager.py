@@ -27,7 +27,9 @@ NOW = 1_800_000_000.0
 
 def call(event_name: str) -> tuple[int, dict[str, Any], dict[str, str]]:
     response = task_manager.handler(load_event(event_name), LambdaContext(function_name="task-manager"))
-    return response["statusCode"], json.loads(response["body"]), response.get("headers") or {}
+    headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+    headers.update(response.get("headers") or {})
+    return response["statusCode"], json.loads(response["body"]), headers
 
 
 def store(backend: Backend) -> TaskStateStore:
@@ -157,7 +159,8 @@ def test_stopping_task_answers_503_until_it_has_stopped(backend: Backend) -> Non
     with pytest.raises(backend_tasks.BackendStopping):
         backend_tasks.ensure_running(backend.settings, later)
     status, body, headers = call("task_start.json")
-    assert (status, body["error"], headers.get("Retry-After")) == (503, "BackendStopping", "5")
+    assert (status, headers.get("Retry-After")) == (503, "5")
+    assert "stopping" in body["message"]
 
     backend.ecs.stop_task(cluster=backend.settings.cluster_arn, task=first.task_arn, reason="idle")
     fresh = backend_tasks.ensure_running(backend.settings, later + 30)
@@ -179,12 +182,14 @@ def test_abandoned_claim_is_taken_over(backend: Backend) -> None:
     assert len(backend.tasks()) == 1
 
 
-def test_run_task_failure_is_recorded_and_retryable(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_task_failure_is_recorded_and_retryable(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Given RunTask fails, When /start, Then 503 and the item is marked stopped with the reason, so the next
     /start tries again."""
     monkeypatch.setenv("BACKEND_TASK_DEFINITION", "storyflow-missing:1")
     status, body, _ = call("task_start.json")
-    assert (status, body["error"]) == (503, "TransientError")
+    assert status == 503 and "could not start the backend" in body["message"]
     state = store(backend).get()
     assert state is not None and state.status == TaskStatus.STOPPED
     assert state.stopped_reason and state.stopped_reason.startswith("RunTask failed")

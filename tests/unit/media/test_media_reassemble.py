@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -51,7 +52,7 @@ def test_side_by_side_segments_are_joined_without_reencoding(clips: Clips, tmp_p
     # Then the frames are copied in order into one 640x240 stream of 72 frames, with the audio
     assert (result.video, result.width, result.height, result.frames) == ("copy", 640, 240, 72)
     times = frame_times(final)
-    assert times == [i / 24 for i in range(72)]
+    assert times == [Fraction(i, 24) for i in range(72)]
     final_audio, source_audio = audio_seconds(final), audio_seconds(clips.gop1)
     assert final_audio is not None and source_audio is not None
     assert abs(final_audio - source_audio) <= AUDIO_TOLERANCE

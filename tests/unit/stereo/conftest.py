@@ -1,10 +1,9 @@
-"""Fixtures for the stereo container tests: small generated clips, an engine whose load can be held."""
+"""Fixtures for the stereo container tests: small generated clips."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 if importlib.util.find_spec("storyflow_stereo") is None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / "stereo"))
 
-from storyflow_stereo.engines.depthwarp import DepthWarpEngine
 from storyflow_stereo.video import write_test_clip
 
 
@@ -33,16 +31,3 @@ def small_clip(clip_dir: Path) -> Path:
 def odd_clip(clip_dir: Path) -> Path:
     """161x91 (odd width and height: H.264 4:4:4), 7 frames at 25 fps."""
     return write_test_clip(clip_dir / "odd.mp4", 161, 91, 7, fps=25, pix_fmt="yuv444p")
-
-
-class GatedDepthWarpEngine(DepthWarpEngine):
-    """depthwarp whose ``load()`` blocks until the test opens the gate (to observe /ping 503 -> 200)."""
-
-    def __init__(self) -> None:
-        super().__init__(preset="ultrafast")
-        self.gate = threading.Event()
-
-    def load(self) -> None:
-        if not self.gate.wait(timeout=30):
-            raise TimeoutError("test never opened the gate")
-        super().load()

@@ -137,3 +137,34 @@ def test_stereocrafter_reports_only_the_missing_file(tmp_path: Path) -> None:
 def test_stereocrafter_render_before_load_is_refused(tmp_path: Path, small_clip: Path) -> None:
     with pytest.raises(ModelNotAvailable):
         StereoCrafterEngine(model_dir=tmp_path).render_file(small_clip, tmp_path / "o.mp4", StereoParams())
+
+
+def test_stereocrafter_orchestration_without_the_models(small_clip: Path, tmp_path: Path) -> None:
+    # Given the GPU engine with its two models stubbed (depth: a near box; inpainting: OpenCV's inpaint)
+    import cv2
+    import numpy as np
+
+    class Stubbed(StereoCrafterEngine):
+        def estimate_depth(self, frames: np.ndarray) -> np.ndarray:
+            near = np.zeros(frames.shape[:3], np.float32)
+            near[:, 30:60, 60:100] = 1.0
+            return near
+
+        def inpaint(self, warped: np.ndarray, holes: np.ndarray) -> np.ndarray:
+            self.hole_pixels = int(holes.sum())
+            return np.stack(
+                [
+                    cv2.inpaint(w, h.view(np.uint8), 3, cv2.INPAINT_TELEA)
+                    for w, h in zip(warped, holes, strict=True)
+                ]
+            )
+
+    engine = Stubbed(model_dir=tmp_path)
+    engine._inpaint_pipe = object()  # "loaded"
+    # When a clip is rendered, Then every frame comes out side by side, with holes handed to the inpainter
+    out = tmp_path / "sbs.mp4"
+    result = engine.render_file(small_clip, out, StereoParams(layout="full", baseline=0.05, convergence=0.0))
+    assert (result.frames, result.width, result.height) == (12, 320, 90)
+    assert engine.hole_pixels > 0
+    info, frames = probe(out)
+    assert (frames, info.width, info.height) == (12, 320, 90)

@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from conftest import GatedDepthWarpEngine
 from moto.server import ThreadedMotoServer
 from storyflow_stereo.cli import build_parser
 from storyflow_stereo.engines.depthwarp import DepthWarpEngine
@@ -28,6 +27,27 @@ from storyflow_stereo.video import probe
 pytestmark = pytest.mark.enable_socket
 
 BUCKET = "stereo-test-bucket"
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+class GatedDepthWarpEngine(DepthWarpEngine):
+    """depthwarp whose ``load()`` blocks until the test opens the gate (to observe /ping 503 -> 200)."""
+
+    def __init__(self) -> None:
+        super().__init__(preset="ultrafast")
+        self.gate = threading.Event()
+
+    def load(self) -> None:
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("test never opened the gate")
+        super().load()
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +58,28 @@ def s3_endpoint() -> Iterator[str]:
     host, port = moto.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ENDPOINT_URL", endpoint)
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_SESSION_TOKEN", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        mp.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        mp.delenv("AWS_PROFILE", raising=False)
+        _point_at(mp, endpoint)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         yield endpoint
     moto.stop()
 
 
+def _point_at(mp: pytest.MonkeyPatch, endpoint: str) -> None:
+    mp.setenv("AWS_ENDPOINT_URL", endpoint)
+    for name, value in FAKE_AWS.items():
+        mp.setenv(name, value)
+    mp.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _moto_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per test (after the unit-wide env reset): the container reaches S3 only through AWS_ENDPOINT_URL."""
+    _point_at(monkeypatch, s3_endpoint)
+
+
 @pytest.fixture(scope="module")
 def s3(s3_endpoint: str) -> Any:
-    return boto3.client("s3")
+    return boto3.client("s3", endpoint_url=s3_endpoint)
 
 
 @pytest.fixture(scope="module")

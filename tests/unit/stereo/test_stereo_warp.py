@@ -48,7 +48,7 @@ def test_depth_map_has_working_shape_and_unit_range() -> None:
     # Given a 1280x720 frame, When depth is estimated, Then it is a float32 map at the working size in [0, 1]
     frame = synthetic_frame(1280, 720, 0)
     near = DepthEstimator().estimate(frame)
-    assert near.shape == (144, 256) == work_size(1280, 720)[::-1]
+    assert near.shape == (108, 192) == work_size(1280, 720)[::-1]
     assert near.dtype == np.float32
     assert float(near.min()) >= 0.0 and float(near.max()) <= 1.0
     assert float(near.max() - near.min()) > 0.3  # it does say something about depth
@@ -246,3 +246,19 @@ def test_inpainting_windows_cover_every_frame_once(n: int, chunk: int, overlap: 
         assert carried == 0 or carried >= overlap
         produced.extend(range(start + carried, end))
     assert produced == list(range(n))
+
+
+@pytest.mark.parametrize(
+    ("layout", "size"), [("full", (320, 180)), ("half", (320, 180)), ("full", (161, 91))]
+)
+def test_relative_and_absolute_maps_render_the_same(layout: str, size: tuple[int, int]) -> None:
+    # Given OpenCV's relative-map remap (>= 4.10) and the absolute-map fallback for older ones
+    if not hasattr(cv2, "WARP_RELATIVE_MAP"):
+        pytest.skip("this OpenCV has only absolute maps")
+    frame = synthetic_frame(*size, 1)
+    nearness = DepthEstimator().estimate(frame)
+    # When both render the same frame, Then the pictures match (up to interpolation rounding)
+    rel = SideBySideRenderer(relative_maps=True).render(frame, nearness, layout, 0.04, 0.5)
+    absolute = SideBySideRenderer(relative_maps=False).render(frame, nearness, layout, 0.04, 0.5)
+    assert rel.shape == absolute.shape
+    assert psnr(rel, absolute) > 40.0

@@ -5,8 +5,8 @@ forward splatting of the disparity into the right eye (shared with ``depthwarp``
 :func:`storyflow_stereo.warp.render_right_eye`) -> StereoCrafter's SVD-based video inpainting of the
 disoccluded holes, in overlapping temporal chunks -> side-by-side with the source as the left eye.
 
-Weights come only from ``MODEL_DIR`` (default ``/opt/ml/model``, where SageMaker unpacks the model
-artifact; a ``weights/`` folder inside it is accepted too), never from a hub::
+Weights come only from ``MODEL_DIR`` (baked into the image) or ``/opt/ml/model`` (where SageMaker
+unpacks the model artifact), a ``weights/`` folder inside either accepted too, never from a hub::
 
     MODEL_DIR/
       stable-video-diffusion-img2vid-xt-1-1/   (model_index.json, feature_extractor/, image_encoder/,
@@ -39,6 +39,7 @@ from storyflow_stereo.warp import output_size, pack_side_by_side, render_right_e
 
 log = logging.getLogger(__name__)
 
+SAGEMAKER_MODEL_DIR = "/opt/ml/model"
 SVD_DIR = "stable-video-diffusion-img2vid-xt-1-1"
 DEPTHCRAFTER_DIR = "DepthCrafter"
 STEREOCRAFTER_UNET_DIR = "StereoCrafter/unet_diffusers"
@@ -78,16 +79,21 @@ def missing_model_files(root: Path) -> list[str]:
     return missing
 
 
-def resolve_model_dir(model_dir: Path) -> tuple[Path, list[str]]:
-    """The complete one of ``model_dir`` and ``model_dir/weights``; else the nearer one and what it lacks."""
+def resolve_model_dir(*roots: Path) -> tuple[Path, list[str]]:
+    """The first complete folder among each root and its ``weights/``; else the nearest and what it lacks."""
     best: tuple[Path, list[str]] | None = None
-    for candidate in (model_dir, model_dir / "weights"):
-        missing = missing_model_files(candidate)
-        if not missing:
-            return candidate, []
-        if best is None or len(missing) < len(best[1]):
-            best = (candidate, missing)
-    assert best is not None
+    seen: set[Path] = set()
+    for root in roots:
+        for candidate in (root, root / "weights"):
+            if candidate in seen:
+                continue
+            seen.add(candidate)
+            missing = missing_model_files(candidate)
+            if not missing:
+                return candidate, []
+            if best is None or len(missing) < len(best[1]):
+                best = (candidate, missing)
+    assert best is not None, "no model folder to look in"
     return best
 
 
@@ -117,6 +123,11 @@ def _round_to(value: float, multiple: int) -> int:
     return max(multiple, round(value / multiple) * multiple)
 
 
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """BGR <-> RGB as a contiguous array (OpenCV and torch both want positive strides)."""
+    return np.ascontiguousarray(image[..., ::-1])
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
@@ -126,7 +137,7 @@ class StereoCrafterEngine(Engine):
     name = "stereocrafter"
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, code_dir: str | None = None) -> None:
-        self.model_dir = Path(model_dir or os.environ.get("MODEL_DIR") or "/opt/ml/model")
+        self.model_dir = Path(model_dir or os.environ.get("MODEL_DIR") or SAGEMAKER_MODEL_DIR)
         self.code_dir = Path(code_dir or os.environ.get("STEREOCRAFTER_SRC") or "/opt/StereoCrafter")
         self.depth_steps = _env_int("STEREOCRAFTER_DEPTH_STEPS", 5)
         self.depth_window = _env_int("STEREOCRAFTER_DEPTH_WINDOW", 110)
@@ -144,10 +155,14 @@ class StereoCrafterEngine(Engine):
     # -- loading -----------------------------------------------------------------------------------
 
     def load(self) -> None:
-        weights, missing = resolve_model_dir(self.model_dir)
+        roots = [self.model_dir]
+        if self.model_dir != Path(SAGEMAKER_MODEL_DIR) and Path(SAGEMAKER_MODEL_DIR).is_dir():
+            roots.append(Path(SAGEMAKER_MODEL_DIR))
+        weights, missing = resolve_model_dir(*roots)
         problems = []
         if missing:
-            problems.append(f"missing model files under MODEL_DIR={self.model_dir}: {', '.join(missing)}")
+            searched = ", ".join(str(r) for r in roots)
+            problems.append(f"missing model files (searched MODEL_DIR {searched}): {', '.join(missing)}")
         if not self.code_dir.is_dir():
             problems.append(f"StereoCrafter code not found at STEREOCRAFTER_SRC={self.code_dir}")
         try:
@@ -237,7 +252,7 @@ class StereoCrafterEngine(Engine):
         t, height, width = frames.shape[:3]
         scale = min(1.0, self.depth_max_res / max(height, width))
         dh, dw = _round_to(height * scale, 64), _round_to(width * scale, 64)
-        rgb = np.stack([cv2.resize(f[..., ::-1], (dw, dh), interpolation=cv2.INTER_AREA) for f in frames])
+        rgb = np.stack([cv2.resize(_rgb(f), (dw, dh), interpolation=cv2.INTER_AREA) for f in frames])
         with torch.inference_mode():
             res = self._depth_pipe(
                 rgb.astype(np.float32) / 255.0,
@@ -260,7 +275,7 @@ class StereoCrafterEngine(Engine):
         t, height, width = holes.shape
         scale = min(1.0, self.inpaint_max_res / max(height, width))
         ih, iw = _round_to(height * scale, 128), _round_to(width * scale, 128)
-        rgb = np.stack([cv2.resize(f[..., ::-1], (iw, ih), interpolation=cv2.INTER_AREA) for f in warped])
+        rgb = np.stack([cv2.resize(_rgb(f), (iw, ih), interpolation=cv2.INTER_AREA) for f in warped])
         masks = np.stack(
             [cv2.resize(h.view(np.uint8), (iw, ih), interpolation=cv2.INTER_NEAREST) for h in holes]
         )
@@ -298,7 +313,7 @@ class StereoCrafterEngine(Engine):
         filled = torch.cat(outputs).clamp_(0, 1).mul_(255).byte().permute(0, 2, 3, 1).numpy()
         out = np.empty_like(warped)
         for i in range(t):
-            inpainted = cv2.resize(filled[i][..., ::-1], (width, height), interpolation=cv2.INTER_CUBIC)
+            inpainted = cv2.resize(_rgb(filled[i]), (width, height), interpolation=cv2.INTER_CUBIC)
             # Keep the sharp warped pixels; blend the generated ones in over a feathered hole mask.
             mask = cv2.dilate(holes[i].view(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
             mask = cv2.GaussianBlur(mask, (0, 0), 2.0)[..., None]

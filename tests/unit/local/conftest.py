@@ -1,0 +1,17 @@
+"""One local cloud running the fixture app, shared by the tests of this package."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from storyflow.local import LocalCloud
+from tests.unit.local.support import fixture_config
+
+
+@pytest.fixture(scope="package")
+def app_cloud() -> Iterator[LocalCloud]:
+    """Given the fixture app (tests/integration/fixtures/app) deployed into a local cloud."""
+    with LocalCloud(fixture_config()) as cloud:
+        yield cloud

@@ -1,0 +1,105 @@
+"""ECS agent: RunTask runs the container definition's command as a local process; .sync follows its exit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from storyflow.local import LocalCloud
+from storyflow.local.ecs_agent import plan_containers
+from tests.unit.local.support import recorded, run_execution, wait_for
+
+
+def test_a_sync_task_exiting_0_succeeds_with_the_overrides(app_cloud: LocalCloud) -> None:
+    # When the ECS machine runs the worker with a Command override and an Environment override
+    result = run_execution(
+        app_cloud, app_cloud.outputs["EcsStateMachineArn"], {"command": ["--exit", "0"], "job_id": "job-ok"}
+    )
+    # Then the state got the stopped task: exit code 0, AWS's stopped reason
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == {"exit": 0, "reason": "Essential container in task exited"}
+
+
+def test_a_sync_task_exiting_3_fails_the_state_with_the_reason(app_cloud: LocalCloud) -> None:
+    # When the worker writes a one-line reason on stderr and exits 3
+    result = run_execution(
+        app_cloud,
+        app_cloud.outputs["EcsStateMachineArn"],
+        {"command": ["--exit", "3", "--stderr", "error: NotAVideo: not a video"], "job_id": "j"},
+    )
+    # Then the state failed with States.TaskFailed and the task description (exit code, reason) as Cause
+    output = json.loads(result["output"])
+    assert output["failure"]["Error"] == "States.TaskFailed"
+    cause = json.loads(output["failure"]["Cause"])
+    assert cause["Containers"][0]["ExitCode"] == 3
+    assert cause["StoppedReason"] == "Essential container in task exited: error: NotAVideo: not a video"
+    assert cause["LastStatus"] == "STOPPED"
+
+
+def test_run_task_and_stop_task_through_the_api(app_cloud: LocalCloud) -> None:
+    # Given a running task (the worker sleeps 30 s)
+    ecs = app_cloud.client("ecs")
+    cluster = app_cloud.outputs["ClusterArn"]
+    task = ecs.run_task(
+        cluster=cluster,
+        taskDefinition=app_cloud.outputs["TaskDefinitionArn"],
+        launchType="FARGATE",
+        overrides={"containerOverrides": [{"name": "worker", "command": ["--sleep", "30"]}]},
+    )["tasks"][0]
+
+    def status() -> str:
+        return str(ecs.describe_tasks(cluster=cluster, tasks=[task["taskArn"]])["tasks"][0]["lastStatus"])
+
+    wait_for(lambda: status() == "RUNNING")
+    # When it is stopped
+    ecs.stop_task(cluster=cluster, task=task["taskArn"], reason="no longer needed")
+    # Then the process got SIGTERM and the task is STOPPED with the user's reason and the exit code
+    wait_for(lambda: status() == "STOPPED", timeout=10)
+    described = ecs.describe_tasks(cluster=cluster, tasks=[task["taskArn"]])["tasks"][0]
+    assert described["stoppedReason"] == "no longer needed"
+    assert described["stopCode"] == "UserInitiated"
+    assert described["containers"][0]["exitCode"] == 143
+
+
+def test_task_state_changes_reach_eventbridge(app_cloud: LocalCloud) -> None:
+    # Given tasks have run (above or here), Then the recorder saw "ECS Task State Change" STOPPED events
+    run_execution(
+        app_cloud, app_cloud.outputs["EcsStateMachineArn"], {"command": ["--exit", "0"], "job_id": "ev"}
+    )
+    events = wait_for(lambda: recorded(app_cloud, "aws.ecs"))
+    assert events[0]["detail-type"] == "ECS Task State Change"
+    assert events[0]["detail"]["lastStatus"] == "STOPPED"
+
+
+def test_plan_uses_the_image_program_entry_point_and_overrides(app_cloud: LocalCloud, tmp_path: Path) -> None:
+    # Given a container definition without an EntryPoint, and one with
+    assert app_cloud.ctx is not None
+    definitions = [
+        {
+            "name": "a",
+            "image": "123.dkr.ecr.us-east-1.amazonaws.com/fixture-worker:1",
+            "command": ["--exit", "1"],
+            "environment": [{"name": "X", "value": "1"}],
+        },
+        {"name": "b", "image": "x", "entryPoint": [sys.executable, "-c"], "command": ["print(1)"]},
+    ]
+    overrides = {
+        "containerOverrides": [
+            {"name": "a", "command": ["--exit", "0"], "environment": [{"name": "Y", "value": "2"}]}
+        ]
+    }
+    # When they are planned
+    a, b = plan_containers(definitions, overrides, app_cloud.ctx)
+    # Then the image's program comes first, the override's Command and Environment apply
+    assert a.argv[1:] == [app_cloud.ctx.config.image_commands["fixture-worker"][1], "--exit", "0"]
+    assert a.environment == {"X": "1", "Y": "2"}
+    assert b.argv == [sys.executable, "-c", "print(1)"]
+
+
+def test_a_missing_program_fails_the_task_to_start(app_cloud: LocalCloud) -> None:
+    assert app_cloud.ctx is not None
+    (plan,) = plan_containers(
+        [{"name": "x", "image": "no-such-image", "command": ["nope-not-a-program"]}], None, app_cloud.ctx
+    )
+    assert plan.error and "CannotStartContainerError" in plan.error
