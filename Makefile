@@ -65,7 +65,7 @@ integration: setup
 test: setup tools
 	$(VENV)/bin/ruff check src functions containers tests bench
 	$(VENV)/bin/mypy
-	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH $(PY) -m pytest -q
+	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/local_cloud.py
@@ -81,4 +81,4 @@ deploy: build
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH sam deploy --config-env $${ENV:-dev}
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .storyflow demo-out
+	rm -rf $(VENV) $(TOOLS) .venv-checkov node_modules .aws-sam .storyflow demo-out

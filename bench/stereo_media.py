@@ -87,6 +87,7 @@ def probe(path: Path) -> dict[str, Any]:
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    os.sync()  # each step starts with no write-back of the previous step's files pending
     started = time.perf_counter()
     result = fn()
     return time.perf_counter() - started, result

@@ -1,12 +1,14 @@
 """Join inferred segments into one MP4 and put the source's audio back, once (pure media; no S3).
 
 Video: the segments' packets are remuxed in order with rebased timestamps, so nothing is re-encoded
-while every segment has the same codec parameters; if one differs, the file is written again with
-the frames decoded and re-encoded by libx264. Audio: the source's first audio stream is copied (or
+when every segment has the same codec parameters (checked first, from the headers); otherwise the
+frames are decoded and re-encoded by libx264. Audio: the source's first audio stream is copied (or
 encoded to AAC when its codec does not fit MP4) in a single pass, so the joins add no gap or drift.
-Video and audio packets are interleaved by time and the file is written with `movflags=+faststart`
-(index first, playable while downloading).
+Video and audio packets are interleaved by time.
 
+The index (moov) goes first, so the file plays while downloading: written into space reserved at
+the start (sized from the sample counts) instead of a faststart pass that rewrites the whole file;
+`movflags=+faststart` only when a count is unknown or the reservation proves too small.
 Per-packet work is integer arithmetic only (timestamps in stream ticks, float sort keys); exact
 fractions are used once per segment.
 """
@@ -27,12 +29,13 @@ import av
 from av.audio.stream import AudioStream
 from av.container import InputContainer, OutputContainer
 from av.packet import Packet
+from av.stream import Discard
 from av.video.frame import PictureType
 from av.video.stream import VideoStream
 
 from storyflow_media.chunk import DEFAULT_RATE, MP4_VIDEO_CODECS, X264_OPTIONS
 from storyflow_media.errors import MediaError
-from storyflow_media.probe import open_video
+from storyflow_media.probe import open_container, open_video
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +59,8 @@ class ReassembleResult:
     audio_seconds: float | None
 
 
-class _ParamsDiffer(Exception):
-    """Control flow: a segment cannot be stream-copied after the first one; never escapes this module."""
+class _MoovTooSmall(Exception):
+    """Control flow: the index outgrew its reserved space; never escapes this module."""
 
 
 @dataclass
@@ -102,16 +105,49 @@ def reassemble(
     if starts is not None and len(starts) != len(segments):
         raise MediaError(f"{len(starts)} start times for {len(segments)} segments")
     placed = _from_zero(starts) if starts is not None else None
+    copy, reason, samples = _survey(segments)
+    if not copy:
+        log.info("re-encoding the video: %s", reason)
     try:
-        return _write(segments, dest, audio_source, placed, copy=True)
-    except _ParamsDiffer as why:
-        log.info("re-encoding the video: %s", why)
-    return _write(segments, dest, audio_source, placed, copy=False)
+        return _write(segments, dest, audio_source, placed, copy=copy, video_samples=samples)
+    except _MoovTooSmall:
+        log.warning("the reserved index space was too small; writing again with a faststart pass")
+        return _write(segments, dest, audio_source, placed, copy=copy, video_samples=None)
 
 
 def _from_zero(starts: Sequence[float]) -> list[Fraction]:
     exact = [Fraction(start).limit_denominator(1_000_000) for start in starts]
     return [start - exact[0] for start in exact]
+
+
+def _survey(segments: Sequence[Path]) -> tuple[bool, str, int | None]:
+    """(stream copy possible, why not, total video samples or None if a count is unknown)."""
+    reference: tuple[object, ...] | None = None
+    reason = ""
+    samples: int | None = 0
+    for path in segments:
+        with open_video(path, decode=False) as (_, stream):
+            params = _copy_params(stream)
+            reference = reference or params
+            if not reason and params[0] not in MP4_VIDEO_CODECS:
+                reason = f"codec {params[0]} does not stream-copy into mp4"
+            elif not reason and params != reference:
+                reason = f"{path.name} has other codec parameters than {segments[0].name}"
+            count = stream.frames or len(stream.index_entries)
+            samples = samples + count if samples is not None and count else None
+    return not reason, reason, samples
+
+
+def _moov_reserve(video_samples: int | None, audio_samples: int | None) -> int | None:
+    """Bytes to reserve for the index at the start of the file (None: unknown, use a faststart pass).
+
+    The MP4 index costs ~10 bytes per sample in practice (stsz, stts, ctts, stss, stco, ...); 48 is
+    an upper bound even with one chunk per sample. Writing the index into reserved space avoids the
+    faststart pass, which reads and rewrites the whole file after muxing.
+    """
+    if video_samples is None or audio_samples is None:
+        return None
+    return 32 * 1024 + 48 * (video_samples + audio_samples)
 
 
 def _write(
@@ -121,30 +157,39 @@ def _write(
     starts: Sequence[Fraction] | None,
     *,
     copy: bool,
+    video_samples: int | None,
 ) -> ReassembleResult:
     timeline = _Timeline()
     with ExitStack() as stack:
+        source, audio_in = None, None
+        if audio_source is not None:
+            source = stack.enter_context(open_container(audio_source, decode=False))
+            audio_in = next(iter(source.streams.audio), None)
+            for stream in source.streams:  # the demuxer then skips the source's video entirely
+                stream.discard = Discard.default if stream is audio_in else Discard.all
+        reserve = _moov_reserve(video_samples, _audio_samples(audio_in, copy_audio=_fits_mp4(audio_in)))
+        index_options = {"moov_size": str(reserve)} if reserve else {"movflags": "+faststart"}
         opened = _open_each(segments, decode=not copy)
         stack.callback(opened.close)
         first = next(opened)  # stays open: the template of the output stream
-        out = stack.enter_context(
-            av.open(str(dest), mode="w", format="mp4", options={"movflags": "+faststart"})
-        )
-        template = first[2]
-        if copy and template.codec_context.name not in MP4_VIDEO_CODECS:
-            raise _ParamsDiffer(f"codec {template.codec_context.name} does not stream-copy into mp4")
+        out = stack.enter_context(av.open(str(dest), mode="w", format="mp4", options=index_options))
         if copy:
-            video_out = out.add_stream_from_template(template)
+            video_out = out.add_stream_from_template(first[2])
             video = _copied_video(_chain(first, opened), starts, video_out, timeline)
         else:
-            video_out = _x264_stream(out, template)
+            video_out = _x264_stream(out, first[2])
             video = _reencoded_video(_chain(first, opened), starts, video_out, timeline)
         audio_mode, audio = None, iter(())
-        if audio_source is not None:
-            source = stack.enter_context(av.open(str(audio_source), mode="r", options={"skip_frame": "all"}))
-            audio_mode, audio = _audio(source, out, timeline)
+        if source is not None and audio_in is not None:
+            audio_mode, audio = _audio(source, audio_in, out, timeline)
         for _, packet in heapq.merge(video, audio, key=itemgetter(0)):
             out.mux(packet)
+        try:
+            out.close()
+        except av.FFmpegError:
+            if reserve is None:
+                raise
+            raise _MoovTooSmall() from None
     audio_seconds = None
     if timeline.audio_start is not None and timeline.audio_end is not None:
         # From 0, where the video starts: an AAC priming packet before it is not heard.
@@ -158,6 +203,21 @@ def _write(
         audio=audio_mode,
         audio_seconds=audio_seconds,
     )
+
+
+def _fits_mp4(stream: AudioStream | None) -> bool:
+    return stream is not None and stream.codec_context.name in MP4_AUDIO_CODECS
+
+
+def _audio_samples(stream: AudioStream | None, *, copy_audio: bool) -> int | None:
+    """Audio packets the output will hold: 0 without audio, None when it cannot be known up front."""
+    if stream is None:
+        return 0
+    if copy_audio:
+        return stream.frames or len(stream.index_entries) or None
+    if stream.duration is None or stream.time_base is None or not stream.rate:
+        return None
+    return math.ceil(stream.duration * stream.time_base * _aac_rate(stream.rate) / 1024) + 8
 
 
 def _open_each(segments: Sequence[Path], *, decode: bool) -> Iterator[_Opened]:
@@ -181,12 +241,7 @@ def _copy_params(stream: VideoStream) -> tuple[object, ...]:
 def _copied_video(
     opened: Iterator[_Opened], starts: Sequence[Fraction] | None, out_stream: VideoStream, timeline: _Timeline
 ) -> Iterator[_Timed]:
-    reference: tuple[object, ...] | None = None
     for index, container, stream in opened:
-        params = _copy_params(stream)
-        reference = reference or params
-        if params != reference:
-            raise _ParamsDiffer(f"segment {index} ({Path(container.name).name}) has other codec parameters")
         tb, frame = _frame_ticks(stream)
         start = timeline.place(starts[index] if starts else None, frame * tb)
         seconds_per_tick = float(tb)
@@ -283,17 +338,14 @@ def _timed(packet: Packet, seconds_per_tick: float) -> _Timed:
 
 
 def _audio(
-    source: InputContainer, out: OutputContainer, timeline: _Timeline
-) -> tuple[str | None, Iterator[_Timed]]:
-    stream = next(iter(source.streams.audio), None)
-    if stream is None:
-        return None, iter(())
+    source: InputContainer, stream: AudioStream, out: OutputContainer, timeline: _Timeline
+) -> tuple[str, Iterator[_Timed]]:
     # Keep A/V sync: the output video starts at 0 where the source's first video frame was.
     video = next(iter(source.streams.video), None)
     video_start = Fraction(0)
     if video is not None and video.start_time is not None and video.time_base is not None:
         video_start = video.start_time * video.time_base
-    if stream.codec_context.name in MP4_AUDIO_CODECS:
+    if _fits_mp4(stream):
         out_stream = out.add_stream_from_template(stream)
         return "copy", _copied_audio(source, stream, out_stream, video_start, timeline)
     encoder = out.add_stream("aac", rate=_aac_rate(stream.rate), layout=_aac_layout(stream))

@@ -214,6 +214,10 @@ LOCAL_MODELS: dict[str, type[LocalResource]] = {
 }
 
 
+# Types whose generated physical names AWS makes lowercase (moto only does it for buckets).
+LOWERCASE_NAMES = {"AWS::ECR::Repository"}
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.lower() == "true"
@@ -381,6 +385,13 @@ class CloudFormationGaps:
                 props["Name"] = (props.get("Body") or {}).get("info", {}).get("title") or resource_name
             return original_create_api(resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
+        original_name = parsing.generate_resource_name
+
+        def generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+            name: str = original_name(resource_type, stack_name, logical_id)
+            return name.lower() if resource_type in LOWERCASE_NAMES else name
+
+        self.patches.set(parsing, "generate_resource_name", generate_resource_name)
         self.patches.set(RestAPI, "create_from_cloudformation_json", classmethod(create_rest_api))
         self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)
         self.patches.set(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))

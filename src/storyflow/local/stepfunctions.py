@@ -163,6 +163,31 @@ def _ecs_build_sync_resolver(
     return resolve
 
 
+def normalise_definition(definition: str) -> str:
+    """ASL moto's grammar rejects but AWS accepts: an integer `ToleratedFailurePercentage` (moto: decimals only)."""
+    try:
+        document = json.loads(definition)
+    except ValueError:
+        return definition  # let the interpreter report it
+    changed = False
+
+    def walk(node: Any) -> None:
+        nonlocal changed
+        if isinstance(node, dict):
+            value = node.get("ToleratedFailurePercentage")
+            if isinstance(value, int) and not isinstance(value, bool):
+                node["ToleratedFailurePercentage"] = float(value)
+                changed = True
+            for child in node.values():
+                walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(document)
+    return json.dumps(document) if changed else definition
+
+
 class StepFunctionsAdapter:
     def __init__(self, ctx: LocalContext) -> None:
         self.ctx = ctx
@@ -207,6 +232,21 @@ class StepFunctionsAdapter:
             return _boto_service_name(original_service_name(self, boto_service_name))
 
         patches.set(sdk_cls, "_get_boto_service_name", sdk_service_name)
+
+        original_create = StepFunctionsParserBackend.create_state_machine
+        original_update = StepFunctionsParserBackend.update_state_machine
+
+        def create_state_machine(backend: Any, name: str, definition: str, *args: Any, **kwargs: Any) -> Any:
+            return original_create(backend, name, normalise_definition(definition), *args, **kwargs)
+
+        def update_state_machine(backend: Any, arn: str, definition: str | None = None, *args: Any,
+                                 **kwargs: Any) -> Any:
+            if definition is not None:
+                definition = normalise_definition(definition)
+            return original_update(backend, arn, definition, *args, **kwargs)
+
+        patches.set(StepFunctionsParserBackend, "create_state_machine", create_state_machine)
+        patches.set(StepFunctionsParserBackend, "update_state_machine", update_state_machine)
 
         original_start = StepFunctionsParserBackend.start_execution
 

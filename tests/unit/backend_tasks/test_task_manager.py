@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -102,8 +103,14 @@ def test_ping_action_through_the_api(backend: Backend) -> None:
 
 def test_ten_concurrent_starts_run_exactly_one_task(backend: Backend) -> None:
     """Given no backend, When ten /start calls race, Then RunTask happens once and all name the same task."""
+    barrier = threading.Barrier(10)
+
+    def start(i: int) -> backend_tasks.BackendStatus:
+        barrier.wait()  # all ten read the empty item, then race for the claim
+        return backend_tasks.ensure_running(backend.settings, NOW + i / 10)
+
     with ThreadPoolExecutor(max_workers=10) as pool:
-        answers = list(pool.map(lambda i: backend_tasks.ensure_running(backend.settings, NOW + i), range(10)))
+        answers = list(pool.map(start, range(10)))
 
     assert len(backend.tasks()) == 1
     assert len(backend.run_task_calls) == 1

@@ -1,0 +1,112 @@
+"""`storyflow local ...`: the local cloud from the command line.
+
+The main CLI mounts this with `app.add_typer(local_app, name="local")`; `python -m storyflow.local.cli up`
+works on its own too.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import typer
+
+from storyflow.local.cloud import LocalCloud
+from storyflow.local.config import LocalCloudConfig, project_root
+
+local_app = typer.Typer(help="Run the stack locally: template.yaml in an embedded AWS, no Docker, no account.",
+                        no_args_is_help=True)
+
+app = local_app  # the name the main CLI looks for
+
+LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Local-cloud logs (handlers, containers, adapters) on stderr; moto's own chatter stays quiet."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT, datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    logging.getLogger("storyflow.local").setLevel(logging.INFO)
+    for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def parse_parameters(values: list[str]) -> dict[str, str]:
+    """`["Key=Value", ...]` → {"Key": "Value"}."""
+    parameters = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {value!r}")
+        parameters[key] = rest
+    return parameters
+
+
+def export_lines(cloud: LocalCloud) -> list[str]:
+    """Shell lines that point AWS CLIs/SDKs (and the storyflow CLI) at this local cloud."""
+    env = cloud.environment
+    keys = ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN"]
+    lines = [f"export {key}={shlex.quote(env[key])}" for key in keys]
+    if cloud.api_url:
+        lines.append(f"export STORYFLOW_API_URL={shlex.quote(cloud.api_url)}")
+    return lines
+
+
+@local_app.command()
+def up(
+    template: Path = typer.Option(None, help="SAM template (default: template.yaml of the project)."),
+    stack_name: str = typer.Option("storyflow-local", help="CloudFormation stack name."),
+    region: str = typer.Option("us-east-1", help="AWS region to emulate."),
+    parameter: list[str] = typer.Option([], "--parameter", "-p", help="Template parameter KEY=VALUE (repeat)."),
+    time_scale: float = typer.Option(1 / 60, help="Local seconds per AWS second for alarms, schedules, SQS."),
+    quiet: bool = typer.Option(False, help="Only warnings in the log."),
+) -> None:
+    """Start the local cloud, deploy the template, print how to use it; Ctrl-C or SIGTERM stops everything."""
+    configure_logging(verbose=not quiet)
+    config = LocalCloudConfig(
+        template=(template or project_root() / "template.yaml").resolve(),
+        stack_name=stack_name,
+        region=region,
+        parameters=parse_parameters(parameter),
+        time_scale=time_scale,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    cloud = LocalCloud(config)
+    try:
+        cloud.start()
+        typer.echo(f"local cloud ready in {cloud.ready_seconds:.1f}s")
+        typer.echo(f"  endpoint: {cloud.endpoint_url}")
+        typer.echo(f"  API:      {cloud.api_url or '(no API routes)'}")
+        typer.echo(f"  state:    {config.state_path()}")
+        typer.echo("use it from another shell:")
+        for line in export_lines(cloud):
+            typer.echo(f"  {line}")
+        typer.echo("stack outputs:")
+        for key, value in sorted(cloud.outputs.items()):
+            typer.echo(f"  {key} = {value}")
+        typer.echo("Ctrl-C to stop")
+        while not stop.wait(0.5):
+            pass
+        typer.echo("stopping...")
+    finally:
+        cloud.stop()
+        state = config.state_path()
+        if state.exists():
+            state.unlink()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+if __name__ == "__main__":
+    local_app()
