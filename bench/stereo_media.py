@@ -3,13 +3,15 @@
 The source is a generated 120 s 1920x1080 24 fps H.264 clip (keyframe every 2 s, B-frames, grain
 for a camera-like bitrate, AAC stereo), cached under bench/.cache/. Everything runs on local files
 (no S3), so the numbers are the media work alone: `chunk` splits the video by stream copy,
-`reassemble` joins the segments back (stream copy) and muxes the source's audio with faststart.
+`reassemble` joins the segments back (stream copy) and muxes the source's audio, index first.
 The baseline is a plain PyAV remux of the same file (video + audio, no faststart). Target: the
 pipeline costs at most 2x the baseline.
 
-    .venv/bin/python bench/stereo_media.py [--seconds 120] [--repeat 3]
+    .venv/bin/python bench/stereo_media.py [--seconds 120] [--repeat 7]
 
-Prints a table and writes bench/results/stereo_media.json.
+Prints a table and writes bench/results/stereo_media.json. The headline ratio uses each step's best
+wall time over the runs (other processes on a shared machine only add time); the median wall and
+the CPU-time ratios are printed beside it.
 """
 
 from __future__ import annotations
@@ -86,20 +88,26 @@ def probe(path: Path) -> dict[str, Any]:
         return {"frames": frames, "audio_seconds": audio_seconds, "bytes": path.stat().st_size}
 
 
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    os.sync()  # each step starts with no write-back of the previous step's files pending
-    started = time.perf_counter()
+STEPS = ("plain_copy", "chunk", "reassemble")
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall seconds, CPU seconds of this process, result); starts with no write-back pending."""
+    os.sync()
+    wall, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    return time.perf_counter() - started, result
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
-def run_once(source: Path, work: Path) -> dict[str, float]:
+def run_once(source: Path, work: Path) -> dict[str, Any]:
+    """One back-to-back measurement of the baseline and the pipeline."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    plain, _ = timed(lambda: plain_copy(source, work / "plain.mp4"))
-    chunk_s, chunked = timed(lambda: chunk(source, work / "segments", SEGMENT_SECONDS))
+    wall, cpu = {}, {}
+    wall["plain_copy"], cpu["plain_copy"], _ = timed(lambda: plain_copy(source, work / "plain.mp4"))
+    wall["chunk"], cpu["chunk"], chunked = timed(lambda: chunk(source, work / "segments", SEGMENT_SECONDS))
     segments = chunked.segments
-    reassemble_s, _ = timed(
+    wall["reassemble"], cpu["reassemble"], _ = timed(
         lambda: reassemble(
             [s.path for s in segments],
             work / "final.mp4",
@@ -107,7 +115,7 @@ def run_once(source: Path, work: Path) -> dict[str, float]:
             starts=[s.start for s in segments],
         )
     )
-    return {"plain_copy": plain, "chunk": chunk_s, "reassemble": reassemble_s, "segments": len(segments)}
+    return {"wall": wall, "cpu": cpu, "segments": len(segments)}
 
 
 def main() -> int:
@@ -115,42 +123,52 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=int, default=120, help="source length (default 120)")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="timed runs; the median is reported (default 3)"
-    )
+    parser.add_argument("--repeat", type=int, default=7, help="timed runs (default 7)")
     args = parser.parse_args()
 
     source = source_clip(args.seconds)
     src_info = probe(source)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="stereo-media-bench-") as tmp:
         work = Path(tmp)
         run_once(source, work)  # warm-up: page cache, codec tables
         runs = [run_once(source, work) for _ in range(args.repeat)]
         final_info = probe(work / "final.mp4")
 
-    median = {k: statistics.median(r[k] for r in runs) for k in ("plain_copy", "chunk", "reassemble")}
-    pipeline = median["chunk"] + median["reassemble"]
-    ratio = pipeline / median["plain_copy"]
+    # Best of N: on a shared machine, other processes only ever add time; CPU time is the cross-check.
+    best = {k: min(r["wall"][k] for r in runs) for k in STEPS}
+    median = {k: statistics.median(r["wall"][k] for r in runs) for k in STEPS}
+    cpu = {k: min(r["cpu"][k] for r in runs) for k in STEPS}
+    ratio = (best["chunk"] + best["reassemble"]) / best["plain_copy"]
+    ratio_median = (median["chunk"] + median["reassemble"]) / median["plain_copy"]
+    ratio_cpu = (cpu["chunk"] + cpu["reassemble"]) / cpu["plain_copy"]
     audio_drift = abs((final_info["audio_seconds"] or 0) - (src_info["audio_seconds"] or 0))
-    rows = [
-        ("plain stream copy (baseline)", median["plain_copy"]),
-        (f"chunk ({SEGMENT_SECONDS:g} s, stream copy)", median["chunk"]),
-        ("reassemble (copy + audio, faststart)", median["reassemble"]),
-        ("chunk + reassemble", pipeline),
-    ]
     mbps = src_info["bytes"] * 8 / args.seconds / 1e6
     print(
         f"\nsource: {args.seconds} s {CLIP['width']}x{CLIP['height']} {CLIP['fps']} fps, keyframe every "
         f"{CLIP['gop_seconds']:g} s, {mbps:.1f} Mbit/s, {src_info['bytes'] / 1e6:.0f} MB; "
-        f"{os.cpu_count()} CPUs; median of {args.repeat}"
+        f"{os.cpu_count()} CPUs, load {load_before:.1f}; {args.repeat} runs"
     )
-    print(f"{'step':<40} {'seconds':>8} {'x realtime':>11} {'vs copy':>8}")
-    for name, seconds in rows:
-        vs_copy = seconds / median["plain_copy"]
-        print(f"{name:<40} {seconds:>8.3f} {args.seconds / seconds:>10.0f}x {vs_copy:>7.2f}x")
+    print(f"{'step':<40} {'best s':>7} {'median s':>9} {'CPU s':>7} {'x realtime':>11} {'vs copy':>8}")
+    labels = {
+        "plain_copy": "plain stream copy (baseline)",
+        "chunk": f"chunk ({SEGMENT_SECONDS:g} s segments, stream copy)",
+        "reassemble": "reassemble (copy + audio, index first)",
+    }
+    for key in STEPS:
+        print(
+            f"{labels[key]:<40} {best[key]:>7.3f} {median[key]:>9.3f} {cpu[key]:>7.3f} "
+            f"{args.seconds / best[key]:>10.0f}x {best[key] / best['plain_copy']:>7.2f}x"
+        )
+    pipeline = best["chunk"] + best["reassemble"]
+    print(
+        f"{'chunk + reassemble':<40} {pipeline:>7.3f} {median['chunk'] + median['reassemble']:>9.3f} "
+        f"{cpu['chunk'] + cpu['reassemble']:>7.3f} {args.seconds / pipeline:>10.0f}x {ratio:>7.2f}x"
+    )
     verdict = "OK" if ratio <= TARGET_RATIO else "OVER TARGET"
     print(
-        f"\nratio (chunk + reassemble) / plain copy = {ratio:.2f}x (target <= {TARGET_RATIO:g}x): {verdict}"
+        f"\nratio (chunk + reassemble) / plain copy: {ratio:.2f}x best-of-{args.repeat} wall "
+        f"(target <= {TARGET_RATIO:g}x: {verdict}); {ratio_median:.2f}x median wall; {ratio_cpu:.2f}x CPU"
     )
     print(
         f"frames {final_info['frames']} (source {src_info['frames']}), segments {runs[0]['segments']}, "
@@ -165,9 +183,12 @@ def main() -> int:
                 "source": {"seconds": args.seconds, **CLIP, "mbps": round(mbps, 2), **src_info},
                 "segment_seconds": SEGMENT_SECONDS,
                 "repeat": args.repeat,
+                "best_seconds": {k: round(v, 4) for k, v in best.items()},
                 "median_seconds": {k: round(v, 4) for k, v in median.items()},
-                "pipeline_seconds": round(pipeline, 4),
+                "cpu_seconds": {k: round(v, 4) for k, v in cpu.items()},
                 "ratio_vs_plain_copy": round(ratio, 3),
+                "ratio_vs_plain_copy_median": round(ratio_median, 3),
+                "ratio_vs_plain_copy_cpu": round(ratio_cpu, 3),
                 "target_ratio": TARGET_RATIO,
                 "within_target": ratio <= TARGET_RATIO,
                 "final": final_info,
@@ -176,6 +197,7 @@ def main() -> int:
                 "runs": runs,
                 "machine": {
                     "cpus": os.cpu_count(),
+                    "load_average_at_start": round(load_before, 2),
                     "python": platform.python_version(),
                     "av": av.__version__,
                 },

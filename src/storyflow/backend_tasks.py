@@ -23,8 +23,8 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
-from botocore.exceptions import ClientError
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from storyflow import aws
 from storyflow.errors import BadRequest, TransientError
@@ -100,7 +100,7 @@ class BackendSettings(BaseModel):
     security_group: str = Field("", alias="BACKEND_SECURITY_GROUP")
     lifetime_seconds: int = Field(900, ge=1, alias="BACKEND_LIFETIME_SECONDS")
     startup_grace_seconds: int = Field(300, ge=0, alias="BACKEND_STARTUP_GRACE_SECONDS")
-    alarm_name: str = Field("", validation_alias=AliasChoices("TASK_PING_ALARM_NAME", "alarm_name"))
+    alarm_name: str = Field("", alias="TASK_PING_ALARM_NAME")
 
     @field_validator("subnets", mode="before")
     @classmethod
@@ -413,7 +413,7 @@ def _run_task(
                 }
             },
         )
-    except ClientError as error:
+    except (ClientError, BotoCoreError) as error:
         store.mark_stopped(claimed, now, reason=f"RunTask failed: {error}"[:1000])
         raise TransientError(f"could not start the backend: {error}") from error
     tasks = response.get("tasks") or []
@@ -561,9 +561,15 @@ def on_alarm(settings: BackendSettings, message: str | dict[str, Any], now: floa
         # An abandoned claim: no task was ever started, so there is nothing to stop.
         store.mark_stopped(stopping, now, reason=reason)
         return _outcome(MonitorOutcome(action="marked_stopped", reason=reason))
-    aws.client("ecs").stop_task(
-        cluster=settings.require("cluster_arn"), task=stopping.task_arn, reason=reason[:255]
-    )
+    cluster = settings.require("cluster_arn")
+    try:
+        aws.client("ecs").stop_task(cluster=cluster, task=stopping.task_arn, reason=reason[:255])
+    except ClientError:
+        task = describe_task(cluster, stopping.task_arn)
+        if task is not None and task.last_status != ECS_STOPPED:
+            raise  # still running: fail, so the asynchronous invocation is retried
+        store.mark_stopped(stopping, now, reason=reason)  # it was gone already
+        return _outcome(MonitorOutcome(action="marked_stopped", reason=reason, task_arn=stopping.task_arn))
     return _outcome(MonitorOutcome(action="stopped", reason=reason, task_arn=stopping.task_arn))
 
 

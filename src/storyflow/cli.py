@@ -107,9 +107,13 @@ def find_local_state(start: Path | None = None) -> Path | None:
     return None
 
 
+def _cloudformation(region: str | None) -> Any:
+    return boto3.session.Session(region_name=region).client("cloudformation")
+
+
 def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
     """The stack's CloudFormation Outputs (boto3 honours AWS_ENDPOINT_URL, so the local cloud works too)."""
-    client = boto3.session.Session(region_name=region).client("cloudformation")
+    client = _cloudformation(region)
     try:
         stacks = client.describe_stacks(StackName=stack)["Stacks"]
     except Exception as error:  # botocore's ClientError, NoCredentialsError, EndpointConnectionError ...

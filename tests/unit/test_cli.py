@@ -15,6 +15,7 @@ import boto3
 import pytest
 import requests
 from botocore.credentials import Credentials
+from botocore.stub import Stubber
 from typer.testing import CliRunner
 
 from storyflow import aws, cli
@@ -143,7 +144,7 @@ def test_status_raw_is_the_job_json(api: ApiServer, store: JobStore) -> None:
     store.create(JobKind.VIDEO, JOB, {"kind": "video"})
     result = run(api, "status", JOB, "--raw")
     assert result.exit_code == 0
-    assert json.loads(result.output)["job_id"] == JOB
+    assert json.loads(result.stdout)["job_id"] == JOB  # stdout alone: stray log noise goes to stderr
 
 
 @pytest.mark.parametrize(
@@ -403,6 +404,7 @@ def test_local_state_file_points_at_the_local_cloud(tmp_path: Path, monkeypatch:
     (tmp_path / "sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "restored-after-the-test")  # resolve_target sets it for real
 
     # When no stack or URL is given
     target = cli.resolve_target(None, None, None)
@@ -416,18 +418,39 @@ def test_local_state_file_points_at_the_local_cloud(tmp_path: Path, monkeypatch:
     assert os.environ["AWS_DEFAULT_REGION"] == "eu-west-1"
 
 
+@pytest.fixture
+def cloudformation(monkeypatch: pytest.MonkeyPatch) -> Stubber:
+    """CloudFormation answered by a botocore Stubber (requests are still checked against the API model)."""
+    client = boto3.session.Session().client("cloudformation", region_name=REGION)
+    stubber = Stubber(client)
+    monkeypatch.setattr(cli, "_cloudformation", lambda region: client)
+    stubber.activate()
+    return stubber
+
+
 def test_stack_outputs_give_the_api(
-    stack: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cloudformation: Stubber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a CloudFormation stack with the template's outputs
+    # Given a deployed stack whose outputs name the API and the buckets
     monkeypatch.chdir(tmp_path)
     url = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/dev"
-    template = {
-        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": {"ApiUrl": {"Value": url}, "InputBucketName": {"Value": "in-bucket"}},
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="storyflow-dev", TemplateBody=json.dumps(template)
+    outputs = [
+        {"OutputKey": "ApiUrl", "OutputValue": url},
+        {"OutputKey": "InputBucketName", "OutputValue": "in"},
+    ]
+    cloudformation.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "storyflow-dev",
+                    "CreationTime": "2026-11-23T00:00:00Z",
+                    "StackStatus": "CREATE_COMPLETE",
+                    "Outputs": outputs,
+                }
+            ]
+        },
+        {"StackName": "storyflow-dev"},
     )
 
     # When the CLI is given the stack name
@@ -435,14 +458,18 @@ def test_stack_outputs_give_the_api(
 
     # Then the API URL and buckets come from its outputs, and the API is signed in its own region
     assert target.api_url == url
-    assert target.outputs["InputBucketName"] == "in-bucket"
+    assert target.outputs["InputBucketName"] == "in"
     assert target.signed and target.signing_region == "eu-west-1"
+    cloudformation.assert_no_pending_responses()
 
 
 def test_unknown_stack_is_a_clear_error(
-    stack: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cloudformation: Stubber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    cloudformation.add_client_error(
+        "describe_stacks", "ValidationError", "Stack with id storyflow-missing does not exist", 400
+    )
     with pytest.raises(cli.CliError, match="storyflow-missing"):
         cli.resolve_target("storyflow-missing", None, REGION)
 

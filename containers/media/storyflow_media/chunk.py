@@ -2,25 +2,28 @@
 
 Stream copy (video only) is the normal path: one demux pass, packets buffered a GOP at a time, each
 GOP placed in whichever segment leaves it closest to the target length. When the source's keyframes
-are further apart than twice the target (or its codec cannot go into MP4), the source is first
-re-encoded once with libx264 and a keyframe forced at every target boundary, then split the same way.
+are further apart than twice the target (or a cut cannot stand alone: an open GOP, a first frame
+that is not a keyframe, a codec MP4 cannot hold), the source is first re-encoded once with libx264
+and a keyframe forced at every target boundary, then split the same way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+from av.container import InputContainer
 from av.packet import Packet
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
-from storyflow_media.errors import NotAVideo
-from storyflow_media.probe import check_decodes, open_video
+from storyflow_media.errors import MediaError, NotAVideo
+from storyflow_media.probe import check_bitstream, open_video
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +129,15 @@ class _Splitter:
         """Write one GOP (keyframe first, decode order) that is shown until `end` (stream ticks)."""
         start = gop[0].pts
         assert start is not None
+        at = float((start - (start if self.origin is None else self.origin)) * self.tb)
         if self.max_gap is not None and end - start > self.max_gap:
-            gap, at = float((end - start) * self.tb), float((start - (self.origin or start)) * self.tb)
+            gap = float((end - start) * self.tb)
             limit = float(self.max_gap * self.tb)
             raise _NeedsReencode(
                 f"keyframes {gap:.2f}s apart at {at:.2f}s (more than 2x the target: {limit:g}s)"
             )
+        if any(p.pts is not None and p.pts < start for p in gop):
+            raise _NeedsReencode(f"open GOP at {at:.2f}s: its first frames need the previous GOP")
         if self.origin is None:
             self.origin = start
         if self.writer is not None:
@@ -177,7 +183,7 @@ def _split(source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction |
                 if packet.pts is None:  # the demuxer's flush packet
                     continue
                 if not gop:  # the very first packet
-                    check_decodes(packet, source.name)
+                    check_bitstream(stream.codec_context, packet, source.name)
                     if not packet.is_keyframe:
                         raise _NeedsReencode("the video does not start on a keyframe")
                 if packet.is_keyframe and gop:
@@ -214,7 +220,7 @@ def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> Non
         origin: int | None = None
         next_key = Fraction(0)
         last_pts = -1
-        for frame in src.decode(in_stream):
+        for frame in _decoded(src, in_stream, source.name):
             pts = frame.pts if frame.pts is not None else last_pts + 1
             if pts <= last_pts:  # a duplicate/out-of-order timestamp would break the muxer; nudge it
                 pts = last_pts + 1
@@ -236,6 +242,23 @@ def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> Non
             raise NotAVideo("no video frame decodes", source.name)
         for packet in enc.encode(None):
             out.mux(packet)
+
+
+def _decoded(container: InputContainer, stream: VideoStream, name: str) -> Iterator[VideoFrame]:
+    """The stream's frames; a decode error is NotAVideo before the first frame, MediaError after."""
+    count = 0
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:
+            reason = exc.strerror or str(exc)
+            if count:
+                raise MediaError(
+                    f"{name}: the video does not decode after frame {count} ({reason})"
+                ) from None
+            raise NotAVideo(f"video does not decode ({reason})", name) from None
+        count += len(frames)
+        yield from frames
 
 
 def _pad_to(frame: VideoFrame, width: int, height: int) -> VideoFrame:

@@ -30,9 +30,7 @@ from storyflow_media.reassemble import reassemble
 log = logging.getLogger("storyflow_media")
 
 #: After SIGTERM, how long unwinding (temp files, transfer threads) may take before a hard exit.
-TERMINATE_GRACE_SECONDS = 2.0
-
-MANIFEST_FIELDS = ("job_id", "index", "bucket", "key", "start", "duration", "frames")
+TERMINATE_GRACE_SECONDS = 1.0
 
 
 def _positive(value: str) -> float:
@@ -213,13 +211,20 @@ def _named(uris: Mapping[str, str]) -> Iterator[None]:
 class _Signals:
     """SIGTERM/SIGINT unwind the command (Terminated); a watchdog hard-exits if unwinding stalls."""
 
+    HANDLED = (signal.SIGTERM, signal.SIGINT)
+
     def __init__(self) -> None:
         self.received: Terminated | None = None
         self._exiting = threading.Lock()
+        self._previous: dict[int, Any] = {}
 
-    def install(self) -> None:
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+    def __enter__(self) -> _Signals:
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.HANDLED}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for signum, handler in self._previous.items():  # main() may run in-process (tests)
+            signal.signal(signum, handler)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         if self.received is not None:
@@ -247,11 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    signals = _Signals()
-    signals.install()
     started = time.monotonic()
+    signals = _Signals()
     try:
-        with tempfile.TemporaryDirectory(prefix="storyflow-media-", dir=args.workdir) as tmp:
+        with signals, tempfile.TemporaryDirectory(prefix="storyflow-media-", dir=args.workdir) as tmp:
             result = COMMANDS[args.command](args, Path(tmp))
     except Terminated:
         signals.exit()

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import av
+from av.codec.context import CodecContext
 from av.container import InputContainer
 from av.packet import Packet
 from av.stream import Discard, Disposition
@@ -66,9 +67,14 @@ def _open(path: Path, options: dict[str, str] | None) -> InputContainer:
         raise NotAVideo(f"unrecognised format ({exc.strerror or exc})", path.name) from None
 
 
-def check_decodes(packet: Packet, name: str) -> None:
-    """Raise NotAVideo if the decoder rejects this (first) packet: garbage behind a valid header."""
+def check_bitstream(decoder: CodecContext, packet: Packet, name: str) -> None:
+    """NotAVideo unless the decoder parses this (first) packet: catches garbage behind a valid index.
+
+    Only headers are parsed (skip_frame=ALL): decoding a 1080p keyframe would cost more than the
+    rest of a stream-copy split.
+    """
+    decoder.skip_frame = "ALL"
     try:
-        packet.decode()
+        decoder.decode(Packet(bytes(packet)))
     except av.FFmpegError as exc:
         raise NotAVideo(f"video does not decode ({exc.strerror or exc})", name) from None

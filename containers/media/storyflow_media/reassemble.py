@@ -133,7 +133,7 @@ def _survey(segments: Sequence[Path]) -> tuple[bool, str, int | None]:
                 reason = f"codec {params[0]} does not stream-copy into mp4"
             elif not reason and params != reference:
                 reason = f"{path.name} has other codec parameters than {segments[0].name}"
-            count = stream.frames or len(stream.index_entries)
+            count = stream.frames  # the MP4 sample count; 0 (unknown) for containers without one
             samples = samples + count if samples is not None and count else None
     return not reason, reason, samples
 
@@ -214,7 +214,7 @@ def _audio_samples(stream: AudioStream | None, *, copy_audio: bool) -> int | Non
     if stream is None:
         return 0
     if copy_audio:
-        return stream.frames or len(stream.index_entries) or None
+        return stream.frames or None
     if stream.duration is None or stream.time_base is None or not stream.rate:
         return None
     return math.ceil(stream.duration * stream.time_base * _aac_rate(stream.rate) / 1024) + 8

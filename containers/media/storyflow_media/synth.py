@@ -7,6 +7,7 @@ audio, or an audio codec that does not fit MP4 (`audio_codec="pcm_s16le"` into .
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,11 +33,13 @@ def make_clip(
     vfr: bool = False,
     preset: str = "veryfast",
     grain: int = 0,
+    x264_options: Mapping[str, str] | None = None,
 ) -> Path:
     """Write an H.264 clip with a keyframe every `gop_seconds`; return `path`.
 
     With `vfr`, frame durations alternate between 0.5 and 1.5 frame periods (same mean rate).
     `grain` (0-64) adds film-grain-like noise that changes every frame, for a camera-like bitrate.
+    `x264_options` are added to the encoder's (e.g. {"x264-params": "open-gop=1"}).
     """
     odd = width % 2 or height % 2
     pix_fmt = "yuv444p" if odd else "yuv420p"
@@ -46,7 +49,13 @@ def make_clip(
         video = out.add_stream(
             "libx264",
             rate=fps,
-            options={"preset": preset, "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"},
+            options={
+                "preset": preset,
+                "g": str(gop),
+                "keyint_min": str(gop),
+                "sc_threshold": "0",
+                **(x264_options or {}),
+            },
         )
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         tb = Fraction(1, fps * 2) if vfr else Fraction(1, fps)

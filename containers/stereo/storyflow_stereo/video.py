@@ -153,6 +153,7 @@ class VideoWriter:
         self.width, self.height = width, height
         self.time_base = time_base
         self.frames = 0
+        self._first_pts: int | None = None
         self._last_pts: int | None = None
         self._step = max(1, round(1 / (rate * time_base))) if rate and time_base else 1
         self._container = av.open(str(path), mode="w", format="mp4")
@@ -199,9 +200,18 @@ class VideoWriter:
             pts = self._last_pts + 1  # the encoder needs strictly increasing timestamps
         frame.pts = pts
         frame.time_base = self.time_base
+        if self._first_pts is None:
+            self._first_pts = pts
         self._last_pts = pts
         self._container.mux(self._stream.encode(frame))
         self.frames += 1
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame's start to the last frame's end (last frame lasts one period)."""
+        if self._first_pts is None or self._last_pts is None:
+            return 0.0
+        return float((self._last_pts - self._first_pts + self._step) * self.time_base)
 
     def close(self) -> None:
         if self._closed:

@@ -23,9 +23,14 @@ from storyflow.local.lambda_adapter import LambdaAdapter
 log = logging.getLogger("storyflow.local.alarms")
 
 REGION_NAMES = {
-    "us-east-1": "US East (N. Virginia)", "us-east-2": "US East (Ohio)", "us-west-1": "US West (N. California)",
-    "us-west-2": "US West (Oregon)", "eu-west-1": "EU (Ireland)", "eu-central-1": "EU (Frankfurt)",
-    "ap-southeast-1": "Asia Pacific (Singapore)", "ap-northeast-1": "Asia Pacific (Tokyo)",
+    "us-east-1": "US East (N. Virginia)",
+    "us-east-2": "US East (Ohio)",
+    "us-west-1": "US West (N. California)",
+    "us-west-2": "US West (Oregon)",
+    "eu-west-1": "EU (Ireland)",
+    "eu-central-1": "EU (Frankfurt)",
+    "ap-southeast-1": "Asia Pacific (Singapore)",
+    "ap-northeast-1": "Asia Pacific (Tokyo)",
 }
 
 COMPARISONS = {
@@ -56,7 +61,7 @@ def statistic(values: list[tuple[float, float, float, float]], name: str) -> flo
         if not ordered:
             return None
         rank = float(key[1:]) / 100 * (len(ordered) - 1)
-        return ordered[int(math.floor(rank))]
+        return ordered[math.floor(rank)]
     return total / count if count else None  # Average
 
 
@@ -67,8 +72,13 @@ class Decision:
     values: list[float | None]
 
 
-def decide(values: list[float | None], threshold: float, comparison: str, datapoints_to_alarm: int,
-           treat_missing: str) -> Decision:
+def decide(
+    values: list[float | None],
+    threshold: float,
+    comparison: str,
+    datapoints_to_alarm: int,
+    treat_missing: str,
+) -> Decision:
     """The alarm state for the evaluated periods (oldest first), per CloudWatch's rules."""
     compare = COMPARISONS.get(comparison)
     if compare is None:
@@ -82,19 +92,31 @@ def decide(values: list[float | None], threshold: float, comparison: str, datapo
         if treat_missing == "ignore":
             return Decision(None, "no data: state kept (TreatMissingData=ignore)", values)
         return Decision("INSUFFICIENT_DATA", "Insufficient Data: no datapoints were received", values)
-    word = {"GreaterThanThreshold": "greater than", "GreaterThanOrEqualToThreshold": "greater than or equal to",
-            "LessThanThreshold": "less than", "LessThanOrEqualToThreshold": "less than or equal to"}[comparison]
+    word = {
+        "GreaterThanThreshold": "greater than",
+        "GreaterThanOrEqualToThreshold": "greater than or equal to",
+        "LessThanThreshold": "less than",
+        "LessThanOrEqualToThreshold": "less than or equal to",
+    }[comparison]
     shown = ", ".join("missing" if v is None else f"{v:g}" for v in reversed(values))
     if breaching >= datapoints_to_alarm:
-        return Decision("ALARM", f"Threshold Crossed: {breaching} out of the last {len(values)} datapoints "
-                        f"[{shown}] were {word} the threshold ({threshold:g}).", values)
-    return Decision("OK", f"Threshold Crossed: {len(values) - breaching} out of the last {len(values)} datapoints "
-                    f"[{shown}] were not {word} the threshold ({threshold:g}).", values)
+        return Decision(
+            "ALARM",
+            f"Threshold Crossed: {breaching} out of the last {len(values)} datapoints "
+            f"[{shown}] were {word} the threshold ({threshold:g}).",
+            values,
+        )
+    return Decision(
+        "OK",
+        f"Threshold Crossed: {len(values) - breaching} out of the last {len(values)} datapoints "
+        f"[{shown}] were not {word} the threshold ({threshold:g}).",
+        values,
+    )
 
 
 def _stamp(value: dt.datetime | None = None) -> str:
-    value = value or dt.datetime.now(dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    value = value or dt.datetime.now(dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
 
 
 def alarm_message(alarm: Any, old_state: str, account_id: str, region: str) -> dict[str, Any]:
@@ -144,7 +166,9 @@ class AlarmEvaluator:
         evaluator = self
         original = CloudWatchBackend.set_alarm_state
 
-        def set_alarm_state(backend: Any, alarm_name: str, reason: str, reason_data: str, state_value: str) -> None:
+        def set_alarm_state(
+            backend: Any, alarm_name: str, reason: str, reason_data: str, state_value: str
+        ) -> None:
             old = backend.alarms[alarm_name].state_value if alarm_name in backend.alarms else None
             original(backend, alarm_name, reason, reason_data, state_value)
             if old is not None and old != state_value:
@@ -176,9 +200,13 @@ class AlarmEvaluator:
         periods = int(alarm.evaluation_periods or 1)
         values: list[float | None] = []
         wanted = {(d.name, d.value) for d in alarm.dimensions}
-        data = [m for m in backend.get_all_metrics()
-                if m.namespace == alarm.namespace and m.name == alarm.metric_name
-                and {(d.name, d.value) for d in m.dimensions} == wanted]
+        data = [
+            m
+            for m in backend.get_all_metrics()
+            if m.namespace == alarm.namespace
+            and m.name == alarm.metric_name
+            and {(d.name, d.value) for d in m.dimensions} == wanted
+        ]
         for index in range(completed - periods, completed):
             if index < 0:
                 values.append(None)
@@ -186,38 +214,60 @@ class AlarmEvaluator:
             start, end = anchor + index * period, anchor + (index + 1) * period
             samples = []
             for datum in data:
-                stamp = datum.timestamp.replace(tzinfo=datum.timestamp.tzinfo or dt.timezone.utc).timestamp()
+                stamp = datum.timestamp.replace(tzinfo=datum.timestamp.tzinfo or dt.UTC).timestamp()
                 if start <= stamp < end:
                     samples.append(_sample(datum))
             values.append(statistic(samples, alarm.extended_statistic or alarm.statistic or "Average"))
-        decision = decide(values, float(alarm.threshold), alarm.comparison_operator,
-                          int(alarm.datapoints_to_alarm or periods), alarm.treat_missing_data or "missing")
+        decision = decide(
+            values,
+            float(alarm.threshold),
+            alarm.comparison_operator,
+            int(alarm.datapoints_to_alarm or periods),
+            alarm.treat_missing_data or "missing",
+        )
         if decision.state is None or decision.state == alarm.state_value:
             return
         old = alarm.state_value
-        reason_data = json.dumps({"version": "1.0", "queryDate": _stamp(), "statistic": alarm.statistic,
-                                  "period": alarm.period, "recentDatapoints": [v for v in values if v is not None],
-                                  "threshold": alarm.threshold})
+        reason_data = json.dumps(
+            {
+                "version": "1.0",
+                "queryDate": _stamp(),
+                "statistic": alarm.statistic,
+                "period": alarm.period,
+                "recentDatapoints": [v for v in values if v is not None],
+                "threshold": alarm.threshold,
+            }
+        )
         alarm.update_state(decision.reason, reason_data, decision.state)
         log.info("alarm %s: %s → %s (%s)", alarm.name, old, decision.state, decision.reason)
         self.notify(alarm, old)
 
     def notify(self, alarm: Any, old_state: str) -> None:
-        actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions,
-                   "INSUFFICIENT_DATA": alarm.insufficient_data_actions}.get(alarm.state_value, [])
+        actions = {
+            "ALARM": alarm.alarm_actions,
+            "OK": alarm.ok_actions,
+            "INSUFFICIENT_DATA": alarm.insufficient_data_actions,
+        }.get(alarm.state_value, [])
         self._emit_event(alarm, old_state)
         if not alarm.actions_enabled:
             return
         message = alarm_message(alarm, old_state, self.ctx.account_id, self.ctx.region)
-        subject = f'{alarm.state_value}: "{alarm.name}" in {REGION_NAMES.get(self.ctx.region, self.ctx.region)}'
+        subject = (
+            f'{alarm.state_value}: "{alarm.name}" in {REGION_NAMES.get(self.ctx.region, self.ctx.region)}'
+        )
         for action in actions:
             if ":sns:" in action:
                 from moto.sns.models import sns_backends
 
                 region = action.split(":")[3]
                 backend = sns_backends[self.ctx.account_id][region]
-                self.ctx.dispatcher.submit(f"alarm {alarm.name} → {action}", backend.publish,
-                                           message=json.dumps(message), arn=action, subject=subject[:100])
+                self.ctx.dispatcher.submit(
+                    f"alarm {alarm.name} → {action}",
+                    backend.publish,
+                    message=json.dumps(message),
+                    arn=action,
+                    subject=subject[:100],
+                )
             elif ":lambda:" in action:
                 self.lambdas.invoke_arn_async(action, self._lambda_event(alarm, old_state))
             else:
@@ -225,23 +275,39 @@ class AlarmEvaluator:
 
     def _lambda_event(self, alarm: Any, old_state: str) -> dict[str, Any]:
         return {
-            "source": "aws.cloudwatch", "alarmArn": alarm.alarm_arn, "accountId": self.ctx.account_id,
-            "time": _stamp(), "region": self.ctx.region,
-            "alarmData": {"alarmName": alarm.name,
-                          "state": {"value": alarm.state_value, "reason": alarm.state_reason,
-                                    "reasonData": alarm.state_reason_data, "timestamp": _stamp()},
-                          "previousState": {"value": old_state},
-                          "configuration": {"description": alarm.description}},
+            "source": "aws.cloudwatch",
+            "alarmArn": alarm.alarm_arn,
+            "accountId": self.ctx.account_id,
+            "time": _stamp(),
+            "region": self.ctx.region,
+            "alarmData": {
+                "alarmName": alarm.name,
+                "state": {
+                    "value": alarm.state_value,
+                    "reason": alarm.state_reason,
+                    "reasonData": alarm.state_reason_data,
+                    "timestamp": _stamp(),
+                },
+                "previousState": {"value": old_state},
+                "configuration": {"description": alarm.description},
+            },
         }
 
     def _emit_event(self, alarm: Any, old_state: str) -> None:
         from moto.events.models import events_backends
 
-        detail = {"alarmName": alarm.name,
-                  "state": {"value": alarm.state_value, "reason": alarm.state_reason, "timestamp": _stamp()},
-                  "previousState": {"value": old_state}, "configuration": {"description": alarm.description}}
-        entry = {"Source": "aws.cloudwatch", "DetailType": "CloudWatch Alarm State Change",
-                 "Detail": json.dumps(detail), "Resources": [alarm.alarm_arn]}
+        detail = {
+            "alarmName": alarm.name,
+            "state": {"value": alarm.state_value, "reason": alarm.state_reason, "timestamp": _stamp()},
+            "previousState": {"value": old_state},
+            "configuration": {"description": alarm.description},
+        }
+        entry = {
+            "Source": "aws.cloudwatch",
+            "DetailType": "CloudWatch Alarm State Change",
+            "Detail": json.dumps(detail),
+            "Resources": [alarm.alarm_arn],
+        }
         try:
             events_backends[self.ctx.account_id][self.ctx.region].put_events([entry])
         except Exception:

@@ -67,7 +67,11 @@ class LocalResource:
 
     @classmethod
     def create_from_cloudformation_json(
-        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
         **kwargs: Any,
     ) -> LocalResource:
         props = cloudformation_json.get("Properties") or {}
@@ -77,11 +81,17 @@ class LocalResource:
 
     @classmethod
     def update_from_cloudformation_json(
-        cls, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
-        account_id: str, region_name: str,
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
     ) -> LocalResource:
         original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
 
     @classmethod
     def delete_from_cloudformation_json(
@@ -105,7 +115,13 @@ def _service_and_kind(resource_type: str) -> tuple[str, str]:
 
 class SnsSubscription(LocalResource):
     resource_type = "AWS::SNS::Subscription"
-    _ATTRIBUTES = ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy", "DeliveryPolicy")
+    _ATTRIBUTES = (
+        "RawMessageDelivery",
+        "FilterPolicy",
+        "FilterPolicyScope",
+        "RedrivePolicy",
+        "DeliveryPolicy",
+    )
 
     def create(self) -> None:
         from moto.sns.models import sns_backends
@@ -169,7 +185,7 @@ class CloudWatchAlarm(LocalResource):
         )
         # AWS starts every alarm in INSUFFICIENT_DATA (moto: OK); keep metric-math queries for the evaluator.
         alarm.state_value = "INSUFFICIENT_DATA"
-        alarm.local_metrics = props.get("Metrics") or []
+        alarm.local_metrics = props.get("Metrics") or []  # type: ignore[attr-defined]
 
     @property
     def arn(self) -> str:
@@ -225,7 +241,9 @@ def _bool(value: Any) -> bool:
 
 
 def _recorded_model(resource_type: str) -> type[LocalResource]:
-    return type(f"Recorded_{resource_type.replace('::', '_')}", (LocalResource,), {"resource_type": resource_type})
+    return type(
+        f"Recorded_{resource_type.replace('::', '_')}", (LocalResource,), {"resource_type": resource_type}
+    )
 
 
 # --- state machines --------------------------------------------------------------------------------
@@ -261,7 +279,12 @@ def _substitution(value: Any) -> str:
 
 
 def _create_state_machine(
-    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+    cls: Any,
+    /,
+    resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
     **kwargs: Any,
 ) -> Any:
     from moto.stepfunctions.responses import get_backend
@@ -280,7 +303,7 @@ def _create_state_machine(
 
 
 def _delete_state_machine(
-    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    cls: Any, /, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
 ) -> None:
     from moto.stepfunctions.responses import get_backend
 
@@ -291,15 +314,21 @@ def _delete_state_machine(
 
 
 def _update_state_machine(
-    cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
-    account_id: str, region_name: str,
+    cls: Any,
+    /,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
 ) -> Any:
     from moto.stepfunctions.responses import get_backend
 
     props = cloudformation_json.get("Properties", {})
     backend = get_backend(account_id, region_name)
     return backend.update_state_machine(
-        original_resource.arn, definition=state_machine_definition(props, account_id),
+        original_resource.arn,
+        definition=state_machine_definition(props, account_id),
         role_arn=props.get("RoleArn") or None,
     )
 
@@ -316,13 +345,17 @@ def bucket_notification_config(cfn: dict[str, Any]) -> dict[str, Any]:
             entry: dict[str, Any] = {api_key: item[target_key], "Event": [item["Event"]]}
             rules = (item.get("Filter") or {}).get("S3Key", {}).get("Rules")
             if rules:
-                entry["Filter"] = {"S3Key": {"FilterRule": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+                entry["Filter"] = {
+                    "S3Key": {"FilterRule": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+                }
             out.append(entry)
         return out
 
     config: dict[str, Any] = {}
     if cfn.get("LambdaConfigurations"):
-        config["CloudFunctionConfiguration"] = convert(cfn["LambdaConfigurations"], "Function", "CloudFunction")
+        config["CloudFunctionConfiguration"] = convert(
+            cfn["LambdaConfigurations"], "Function", "CloudFunction"
+        )
     if cfn.get("QueueConfigurations"):
         config["QueueConfiguration"] = convert(cfn["QueueConfigurations"], "Queue", "Queue")
     if cfn.get("TopicConfigurations"):
@@ -336,6 +369,62 @@ class CloudFormationGaps:
     def __init__(self, patches: Patches) -> None:
         self.patches = patches
         self.recorded: dict[str, type[LocalResource]] = {}
+
+    def _physical_ids(self) -> None:
+        """`Ref` of these returns moto's Python object (their models lack physical_resource_id)."""
+        from moto.awslambda.models import LambdaVersion, LayerVersion
+        from moto.events.models import EventBus
+
+        self.patches.set(EventBus, "physical_resource_id", property(lambda bus: bus.name))
+        self.patches.set(LayerVersion, "physical_resource_id", property(lambda layer: layer.arn))
+        original_version = LambdaVersion.create_from_cloudformation_json
+
+        def create_version(
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
+            version = original_version(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            from moto.awslambda.models import lambda_backends
+
+            function = lambda_backends[account_id][region_name].get_function(
+                cloudformation_json["Properties"]["FunctionName"]
+            )
+            version.arn = f"{function.function_arn.split(':$LATEST')[0]}:{version.version}"  # type: ignore[attr-defined]
+            return version
+
+        self.patches.set(LambdaVersion, "create_from_cloudformation_json", classmethod(create_version))
+
+        from moto.awslambda.models import LambdaFunction
+
+        original_function = LambdaFunction.create_from_cloudformation_json
+
+        def create_function(
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
+            # CloudFormation passes environment values as strings (a Number parameter arrives as "900").
+            variables = (cloudformation_json.get("Properties", {}).get("Environment") or {}).get("Variables")
+            if isinstance(variables, dict):
+                for key, value in variables.items():
+                    variables[key] = _substitution(value)
+            return original_function(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+        self.patches.set(LambdaFunction, "create_from_cloudformation_json", classmethod(create_function))
+        self.patches.set(
+            LambdaVersion,
+            "physical_resource_id",
+            property(lambda version: getattr(version, "arn", str(version.version))),
+        )
 
     def install(self) -> None:
         import moto.cloudformation.parsing as parsing
@@ -358,10 +447,17 @@ class CloudFormationGaps:
             return original_lookup(resource_type)
 
         def create_bucket(
-            cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
-            region_name: str, **kwargs: Any,
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
         ) -> Any:
-            bucket = original_create_bucket(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            bucket = original_create_bucket(
+                resource_name, cloudformation_json, account_id, region_name, **kwargs
+            )
             props = cloudformation_json.get("Properties", {})
             versioning = (props.get("VersioningConfiguration") or {}).get("Status")
             if versioning:
@@ -376,8 +472,13 @@ class CloudFormationGaps:
         original_create_api = RestAPI.create_from_cloudformation_json
 
         def create_rest_api(
-            cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
-            region_name: str, **kwargs: Any,
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
         ) -> Any:
             # SAM names the API in its OpenAPI Body (info.title), not in `Name` (which moto requires).
             props = cloudformation_json.setdefault("Properties", {})
@@ -392,6 +493,7 @@ class CloudFormationGaps:
             return name.lower() if resource_type in LOWERCASE_NAMES else name
 
         self.patches.set(parsing, "generate_resource_name", generate_resource_name)
+        self._physical_ids()
         self.patches.set(RestAPI, "create_from_cloudformation_json", classmethod(create_rest_api))
         self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)
         self.patches.set(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))

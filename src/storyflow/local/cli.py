@@ -13,14 +13,17 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Annotated
 
 import typer
 
 from storyflow.local.cloud import LocalCloud
 from storyflow.local.config import LocalCloudConfig, project_root
 
-local_app = typer.Typer(help="Run the stack locally: template.yaml in an embedded AWS, no Docker, no account.",
-                        no_args_is_help=True)
+local_app = typer.Typer(
+    help="Run the stack locally: template.yaml in an embedded AWS, no Docker, no account.",
+    no_args_is_help=True,
+)
 
 app = local_app  # the name the main CLI looks for
 
@@ -29,8 +32,12 @@ LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
 def configure_logging(verbose: bool = False) -> None:
     """Local-cloud logs (handlers, containers, adapters) on stderr; moto's own chatter stays quiet."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT, datefmt="%H:%M:%S",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format=LOG_FORMAT,
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     logging.getLogger("storyflow.local").setLevel(logging.INFO)
     for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -50,8 +57,14 @@ def parse_parameters(values: list[str]) -> dict[str, str]:
 def export_lines(cloud: LocalCloud) -> list[str]:
     """Shell lines that point AWS CLIs/SDKs (and the storyflow CLI) at this local cloud."""
     env = cloud.environment
-    keys = ["AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN"]
+    keys = [
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
     lines = [f"export {key}={shlex.quote(env[key])}" for key in keys]
     if cloud.api_url:
         lines.append(f"export STORYFLOW_API_URL={shlex.quote(cloud.api_url)}")
@@ -60,12 +73,19 @@ def export_lines(cloud: LocalCloud) -> list[str]:
 
 @local_app.command()
 def up(
-    template: Path = typer.Option(None, help="SAM template (default: template.yaml of the project)."),
-    stack_name: str = typer.Option("storyflow-local", help="CloudFormation stack name."),
-    region: str = typer.Option("us-east-1", help="AWS region to emulate."),
-    parameter: list[str] = typer.Option([], "--parameter", "-p", help="Template parameter KEY=VALUE (repeat)."),
-    time_scale: float = typer.Option(1 / 60, help="Local seconds per AWS second for alarms, schedules, SQS."),
-    quiet: bool = typer.Option(False, help="Only warnings in the log."),
+    template: Annotated[
+        Path | None, typer.Option(help="SAM template (default: the project's template.yaml).")
+    ] = None,
+    stack_name: Annotated[str, typer.Option(help="CloudFormation stack name.")] = "storyflow-local",
+    region: Annotated[str, typer.Option(help="AWS region to emulate.")] = "us-east-1",
+    parameter: Annotated[
+        list[str] | None, typer.Option("--parameter", "-p", help="Template parameter KEY=VALUE (repeat).")
+    ] = None,
+    time_scale: Annotated[
+        float,
+        typer.Option(help="Local seconds per AWS second (alarm periods, rate() schedules, SQS retries)."),
+    ] = 1 / 60,
+    quiet: Annotated[bool, typer.Option(help="Only warnings in the log.")] = False,
 ) -> None:
     """Start the local cloud, deploy the template, print how to use it; Ctrl-C or SIGTERM stops everything."""
     configure_logging(verbose=not quiet)
@@ -73,7 +93,7 @@ def up(
         template=(template or project_root() / "template.yaml").resolve(),
         stack_name=stack_name,
         region=region,
-        parameters=parse_parameters(parameter),
+        parameters=parse_parameters(parameter or []),
         time_scale=time_scale,
     )
     stop = threading.Event()

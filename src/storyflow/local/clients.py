@@ -25,7 +25,7 @@ class Clients:
     def __init__(self, endpoint_url: str, region: str) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
-        self._session = boto3.session.Session(
+        self._session: Any = boto3.session.Session(
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
@@ -34,7 +34,9 @@ class Clients:
         self._cache: dict[tuple[str, str, bool, bool], Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, service: str, region: str | None = None, *, validate: bool = True, retries: bool = True) -> Any:
+    def get(
+        self, service: str, region: str | None = None, *, validate: bool = True, retries: bool = True
+    ) -> Any:
         """A client; `validate=False, retries=False` is how Step Functions' integrations call services."""
         key = (service, region or self.region, validate, retries)
         with self._lock:

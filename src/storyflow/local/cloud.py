@@ -16,6 +16,7 @@ from storyflow.local.clients import Clients
 from storyflow.local.config import LocalCloudConfig
 from storyflow.local.context import LocalContext
 from storyflow.local.deploy import Deployment, deploy, load_template
+from storyflow.local.programs import stack_image_programs
 from storyflow.local.server import MotoServer
 
 log = logging.getLogger("storyflow.local")
@@ -49,8 +50,9 @@ class LocalCloud:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> LocalCloud:
@@ -72,9 +74,18 @@ class LocalCloud:
             self._install_adapters(self.ctx)
             template = load_template(self.config.template)
             parameters = self.config.stack_parameters(template.get("Parameters", {}))
-            self.deployment = deploy(self.ctx.clients, self.config.template, self.config.stack_name, parameters)
+            self.deployment = deploy(
+                self.ctx.clients, self.config.template, self.config.stack_name, parameters
+            )
             self.ctx.deployment = self.deployment
             self.ctx.code_dirs.update(self.deployment.artifacts.code_dirs)
+            self.ctx.image_programs.update(
+                stack_image_programs(
+                    self.deployment.template,
+                    {k: r.physical_id for k, r in self.deployment.resources.items()},
+                    self.config.root,
+                )
+            )
             for adapter in self.adapters:
                 on_deployed = getattr(adapter, "on_deployed", None)
                 if on_deployed is not None:
@@ -110,7 +121,7 @@ class LocalCloud:
         self.api = HttpShim(ctx, self.lambdas)
         self.adapters = [
             self.lambdas,
-            StepFunctionsAdapter(ctx),
+            StepFunctionsAdapter(ctx, self.lambdas),
             SnsAdapter(ctx, self.lambdas),
             S3Adapter(ctx, self.lambdas),
             EventsAdapter(ctx, self.lambdas),
@@ -136,7 +147,7 @@ class LocalCloud:
             local = url[: -len(stage) - 1]
             for key, value in result.items():
                 if value.startswith(remote):
-                    result[key] = local + value[len(remote):]
+                    result[key] = local + value[len(remote) :]
         return result
 
     def stop(self) -> None:

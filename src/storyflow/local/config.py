@@ -13,6 +13,7 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 # that make the real template run on a laptop. A caller's `parameters` win over these.
 LOCAL_PARAMETER_DEFAULTS: dict[str, str] = {
     "Stage": "local",
+    "StereoEngine": "depthwarp",  # the CPU engine: no GPU, no weights
 }
 
 

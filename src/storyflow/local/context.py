@@ -26,6 +26,7 @@ class LocalContext:
     patches: Patches = field(default_factory=Patches)
     account_id: str = DEFAULT_ACCOUNT_ID
     code_dirs: dict[str, Path] = field(default_factory=dict)  # S3 key of a code zip -> local directory
+    image_programs: dict[str, list[str]] = field(default_factory=dict)  # ECR repository -> its ENTRYPOINT
     deployment: Deployment | None = None
 
     @property
@@ -35,6 +36,10 @@ class LocalContext:
     @property
     def scale(self) -> float:
         return self.config.time_scale
+
+    def image_commands(self) -> dict[str, list[str]]:
+        """Image repository → local argv prefix: the stack's Dockerfiles, then the config's overrides."""
+        return {**self.image_programs, **self.config.image_commands}
 
     @property
     def bin_dir(self) -> Path:

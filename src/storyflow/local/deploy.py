@@ -75,9 +75,7 @@ def load_template(path: Path) -> dict[str, Any]:
     return cfn_yaml.load(path)
 
 
-def deploy(
-    clients: Clients, template_path: Path, stack_name: str, parameters: dict[str, str]
-) -> Deployment:
+def deploy(clients: Clients, template_path: Path, stack_name: str, parameters: dict[str, str]) -> Deployment:
     """Create the stack and wait for CREATE_COMPLETE. `parameters` must already be final."""
     started = time.monotonic()
     template = load_template(template_path)
@@ -111,7 +109,9 @@ def deploy(
                 item["LogicalResourceId"], item["ResourceType"], item.get("PhysicalResourceId", "")
             )
     deployment.seconds = time.monotonic() - started
-    log.info("stack %s created: %d resources in %.2fs", stack_name, len(deployment.resources), deployment.seconds)
+    log.info(
+        "stack %s created: %d resources in %.2fs", stack_name, len(deployment.resources), deployment.seconds
+    )
     return deployment
 
 

@@ -14,6 +14,7 @@ events go to EventBridge.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -62,7 +63,7 @@ def plan_containers(
         entry_point = list(definition.get("entryPoint") or [])
         image = str(definition.get("image", ""))
         if not entry_point:
-            program = image_entrypoint(image, ctx.bin_dir, ctx.config.image_commands)
+            program = image_entrypoint(image, ctx.bin_dir, ctx.image_commands())
             if program and not (command and command[0] == program[-1]):
                 entry_point = program
         environment = {**_env_list(definition.get("environment")), **_env_list(override.get("environment"))}
@@ -83,7 +84,7 @@ def plan_containers(
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -126,14 +127,25 @@ class TaskRun:
                 self._finish(stop_code="TaskFailedToStart", reason=failed.plan.error or "")
                 return
             for proc in self.procs:
-                env = {**os.environ.copy(), **ctx.environment, "PYTHONUNBUFFERED": "1",
-                       "PATH": child_path(ctx.bin_dir), "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
-                       "ECS_TASK_ARN": self.task.task_arn, **proc.plan.environment}
+                env = {
+                    **os.environ.copy(),
+                    **ctx.environment,
+                    "PYTHONUNBUFFERED": "1",
+                    "PATH": child_path(ctx.bin_dir),
+                    "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
+                    "ECS_TASK_ARN": self.task.task_arn,
+                    **proc.plan.environment,
+                }
                 log.info("[%s] $ %s", self._prefix(proc), " ".join(proc.plan.argv))
                 try:
-                    proc.process = subprocess.Popen(  # noqa: S603 - the task definition's own command
-                        proc.plan.argv, env=env, cwd=self._workdir, stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                    proc.process = subprocess.Popen(
+                        proc.plan.argv,
+                        env=env,
+                        cwd=self._workdir,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        start_new_session=True,
                     )
                 except OSError as error:
                     self._terminate_all(0.0)
@@ -177,7 +189,9 @@ class TaskRun:
             essential_exited = any(p.plan.essential and p.exit_code is not None for p in self.procs)
             if essential_exited and not stopping:
                 stopping = True
-                threading.Thread(target=self._terminate_all, args=(self._stop_timeout(),), daemon=True).start()
+                threading.Thread(
+                    target=self._terminate_all, args=(self._stop_timeout(),), daemon=True
+                ).start()
             time.sleep(0.05)
         for proc in self.procs:
             for reader in proc.readers:
@@ -240,10 +254,8 @@ class TaskRun:
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class EcsAgent:
@@ -261,19 +273,43 @@ class EcsAgent:
         original_stop = EC2ContainerServiceBackend.stop_task
         state_manager.set_transition("ecs::task", TRANSITION)
 
-        def run_task(backend: Any, cluster_str: str, task_definition_str: str, count: int,
-                     overrides: dict[str, Any] | None, started_by: str, tags: Any, launch_type: str | None,
-                     networking_configuration: Any = None, group: str | None = None,
-                     platform_version: str | None = None, capacity_provider_strategy: Any = None) -> Any:
+        def run_task(
+            backend: Any,
+            cluster_str: str,
+            task_definition_str: str,
+            count: int,
+            overrides: dict[str, Any] | None,
+            started_by: str,
+            tags: Any,
+            launch_type: str | None,
+            networking_configuration: Any = None,
+            group: str | None = None,
+            platform_version: str | None = None,
+            capacity_provider_strategy: Any = None,
+        ) -> Any:
             # Every task runs on this machine: place it like Fargate (no container instances needed).
-            tasks = original_run(backend, cluster_str, task_definition_str, count, overrides, started_by, tags,
-                                 "FARGATE", networking_configuration, group, platform_version, None)
+            tasks = original_run(
+                backend,
+                cluster_str,
+                task_definition_str,
+                count,
+                overrides,
+                started_by,
+                tags,
+                "FARGATE",
+                networking_configuration,
+                group,
+                platform_version,
+                None,
+            )
             definition = backend.describe_task_definition(task_definition_str)
             for task in tasks:
                 task.launch_type = launch_type or ("" if capacity_provider_strategy else "FARGATE")
                 if capacity_provider_strategy:
                     task.capacity_provider_name = capacity_provider_strategy[0].get("capacityProvider")
-                task.containers = [_container(Container, definition, d) for d in definition.container_definitions]
+                task.containers = [
+                    _container(Container, definition, d) for d in definition.container_definitions
+                ]
                 agent.launch(task, definition)
             return tasks
 
@@ -287,14 +323,18 @@ class EcsAgent:
 
         def requirements(task_definition: Any) -> dict[str, Any]:
             cpu = sum(int(d.get("cpu") or 0) for d in task_definition.container_definitions)
-            memory = sum(int(d.get("memory") or d.get("memoryReservation") or 0)
-                         for d in task_definition.container_definitions)
+            memory = sum(
+                int(d.get("memory") or d.get("memoryReservation") or 0)
+                for d in task_definition.container_definitions
+            )
             return {"CPU": cpu, "MEMORY": memory, "PORTS": [], "PORTS_UDP": []}
 
         patches = self.ctx.patches
         patches.set(EC2ContainerServiceBackend, "run_task", run_task)
         patches.set(EC2ContainerServiceBackend, "stop_task", stop_task)
-        patches.set(EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements))
+        patches.set(
+            EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(requirements)
+        )
 
     def launch(self, task: Any, definition: Any) -> None:
         task.last_status = "PENDING"
@@ -334,15 +374,25 @@ class EcsAgent:
             "startedAt": _iso(getattr(task, "started_at", None)),
             "stoppedAt": _iso(getattr(task, "stopped_at", None)),
             "containers": [
-                {"containerArn": c.container_arn, "name": c.name, "image": c.image, "lastStatus": c.last_status,
-                 "exitCode": getattr(c, "exit_code", None), "reason": getattr(c, "reason", None),
-                 "taskArn": task.task_arn}
+                {
+                    "containerArn": c.container_arn,
+                    "name": c.name,
+                    "image": c.image,
+                    "lastStatus": c.last_status,
+                    "exitCode": getattr(c, "exit_code", None),
+                    "reason": getattr(c, "reason", None),
+                    "taskArn": task.task_arn,
+                }
                 for c in task.containers
             ],
         }
         detail = {k: v for k, v in detail.items() if v is not None}
-        entry = {"Source": "aws.ecs", "DetailType": "ECS Task State Change", "Detail": json.dumps(detail),
-                 "Resources": [task.task_arn]}
+        entry = {
+            "Source": "aws.ecs",
+            "DetailType": "ECS Task State Change",
+            "Detail": json.dumps(detail),
+            "Resources": [task.task_arn],
+        }
         try:
             events_backends[self.ctx.account_id][self.ctx.region].put_events([entry])
         except Exception:

@@ -68,7 +68,7 @@ class OverlayEnviron(MutableMapping[str, str]):
     def __contains__(self, key: object) -> bool:
         layer = self._layer()
         if layer is not None and key in layer:
-            return layer[key] is not _DELETED  # type: ignore[index]
+            return layer[key] is not _DELETED
         return key in self.base
 
     def copy(self) -> dict[str, str]:
@@ -107,7 +107,7 @@ def install() -> OverlayEnviron:
     with _lock:
         if _installed is None:
             _installed = OverlayEnviron(os.environ)
-            os.environ = _installed  # type: ignore[assignment]
+            os.environ = _installed  # type: ignore[assignment]  # noqa: B003 - replaced, then restored
         _users += 1
         return _installed
 
@@ -120,7 +120,7 @@ def uninstall() -> None:
         _users -= 1
         if _users <= 0:
             if os.environ is _installed:
-                os.environ = _installed.base  # type: ignore[assignment]
+                os.environ = _installed.base  # type: ignore[assignment]  # noqa: B003
             _installed = None
             _users = 0
 

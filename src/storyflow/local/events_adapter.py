@@ -25,9 +25,9 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 def iso_time(value: Any) -> str:
     if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
 
 
@@ -43,7 +43,7 @@ def target_payload(target: dict[str, Any], event: dict[str, Any]) -> Any:
     if target.get("Input") is not None:
         return json.loads(target["Input"])
     if target.get("InputPath"):
-        from jsonpath_ng.ext import parse
+        from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
 
         matches = parse(target["InputPath"]).find(event)
         return matches[0].value if matches else None
@@ -51,10 +51,11 @@ def target_payload(target: dict[str, Any], event: dict[str, Any]) -> Any:
         from moto.events.utils import EventTemplateParser
 
         transformer = target["InputTransformer"]
-        return EventTemplateParser.parse(
+        parser: Any = EventTemplateParser
+        return parser.parse(
             input_template=transformer.get("InputTemplate"),
             input_paths_map=transformer.get("InputPathsMap", {}),
-            event=event,  # type: ignore[arg-type]
+            event=event,
         )
     return event
 
@@ -69,7 +70,7 @@ class EventsAdapter:
         from moto.events.models import Rule
 
         adapter = self
-        original_send = Rule.send_to_targets
+        original_send: Any = Rule.send_to_targets
 
         def send_to_targets(rule: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
             if rule.state != "ENABLED" or not rule.event_pattern.matches_event(original_event):
@@ -80,8 +81,9 @@ class EventsAdapter:
             ours = [t for t in rule.targets if _service(t["Arn"]) in HANDLED_SERVICES]
             for target in ours:
                 payload = target_payload(target, event)  # S3 events too: AWS transforms every delivery
-                adapter.ctx.dispatcher.submit(f"rule {rule.name} → {target['Arn']}", adapter.deliver, target,
-                                              payload, rule)
+                adapter.ctx.dispatcher.submit(
+                    f"rule {rule.name} → {target['Arn']}", adapter.deliver, target, payload, rule
+                )
             rest = [t for t in rule.targets if t not in ours]
             if rest:
                 clone = copy.copy(rule)
@@ -113,8 +115,12 @@ class EventsAdapter:
 
     def _run_task(self, cluster_arn: str, params: dict[str, Any]) -> None:
         ecs = self.ctx.clients.get("ecs")
-        request: dict[str, Any] = {"cluster": cluster_arn, "taskDefinition": params["TaskDefinitionArn"],
-                                   "count": int(params.get("TaskCount", 1)), "startedBy": "events"}
+        request: dict[str, Any] = {
+            "cluster": cluster_arn,
+            "taskDefinition": params["TaskDefinitionArn"],
+            "count": int(params.get("TaskCount", 1)),
+            "startedBy": "events",
+        }
         if params.get("LaunchType"):
             request["launchType"] = params["LaunchType"]
         ecs.run_task(**request)
@@ -135,15 +141,25 @@ class EventsAdapter:
                 if now >= due:
                     self._next_fire[rule.arn] = now + period
                     event = {
-                        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event",
-                        "source": "aws.events", "account": self.ctx.account_id, "time": time.time(),
-                        "region": self.ctx.region, "resources": [rule.arn], "detail": {},
+                        "version": "0",
+                        "id": str(uuid.uuid4()),
+                        "detail-type": "Scheduled Event",
+                        "source": "aws.events",
+                        "account": self.ctx.account_id,
+                        "time": time.time(),
+                        "region": self.ctx.region,
+                        "resources": [rule.arn],
+                        "detail": {},
                     }
                     for target in rule.targets:
                         if _service(target["Arn"]) in HANDLED_SERVICES:
-                            self.ctx.dispatcher.submit(f"schedule {rule.name}", self.deliver, target,
-                                                       target_payload(target, {**event, "time": iso_time(
-                                                           event["time"])}), rule)
+                            self.ctx.dispatcher.submit(
+                                f"schedule {rule.name}",
+                                self.deliver,
+                                target,
+                                target_payload(target, {**event, "time": iso_time(event["time"])}),
+                                rule,
+                            )
 
 
 def _service(arn: str) -> str:

@@ -85,17 +85,23 @@ def api_routes(template: dict[str, Any]) -> list[Route]:
     return routes
 
 
-def find_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
-    """The best route for (method, path); False when the path exists for another method only."""
+def find_route(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+    """The most specific route for (method, path): literal segments beat parameters beat `{proxy+}`."""
     parts = [p for p in path.split("/") if p]
-    matches = [(r, params) for r in routes if (params := r.match(parts)) is not None]
+    matches = [
+        (route, params)
+        for route in routes
+        if route.method in (method, "ANY") and (params := route.match(parts)) is not None
+    ]
     if not matches:
         return None
-    for_method = [(r, p) for r, p in matches if r.method in (method, "ANY")]
-    if not for_method:
-        return False
-    for_method.sort(key=lambda m: (m[0].specificity(), m[0].method != "ANY"), reverse=True)
-    return for_method[0]
+    matches.sort(key=lambda m: (m[0].specificity(), m[0].method != "ANY"), reverse=True)
+    return matches[0]
+
+
+def path_exists(routes: list[Route], path: str) -> bool:
+    parts = [p for p in path.split("/") if p]
+    return any(route.match(parts) is not None for route in routes)
 
 
 def _jwt_claims(headers: dict[str, str]) -> dict[str, Any] | None:
@@ -112,9 +118,19 @@ def _jwt_claims(headers: dict[str, str]) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def proxy_event(route: Route, params: dict[str, str], method: str, path: str, query: str,
-                headers: list[tuple[str, str]], body: bytes, stage: str, api_id: str, source_ip: str,
-                account_id: str) -> dict[str, Any]:
+def proxy_event(
+    route: Route,
+    params: dict[str, str],
+    method: str,
+    path: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    stage: str,
+    api_id: str,
+    source_ip: str,
+    account_id: str,
+) -> dict[str, Any]:
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
     for name, value in headers:
@@ -135,7 +151,7 @@ def proxy_event(route: Route, params: dict[str, str], method: str, path: str, qu
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text, encoded = base64.b64encode(body).decode(), True
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     request_id = str(uuid.uuid4())
     context: dict[str, Any] = {
         "accountId": account_id,
@@ -154,9 +170,17 @@ def proxy_event(route: Route, params: dict[str, str], method: str, path: str, qu
         "identity": {
             "sourceIp": source_ip,
             "userAgent": single.get("User-Agent"),
-            "accountId": None, "caller": None, "user": None, "userArn": None, "accessKey": None,
-            "cognitoIdentityId": None, "cognitoIdentityPoolId": None, "cognitoAuthenticationType": None,
-            "cognitoAuthenticationProvider": None, "apiKey": None, "apiKeyId": None,
+            "accountId": None,
+            "caller": None,
+            "user": None,
+            "userArn": None,
+            "accessKey": None,
+            "cognitoIdentityId": None,
+            "cognitoIdentityPoolId": None,
+            "cognitoAuthenticationType": None,
+            "cognitoAuthenticationProvider": None,
+            "apiKey": None,
+            "apiKeyId": None,
         },
     }
     claims = _jwt_claims(single)
@@ -202,13 +226,13 @@ class ApiServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _serve(self) -> None:
                 server.serve(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
 
         return Handler
 
@@ -217,27 +241,58 @@ class ApiServer:
         url = urlsplit(request.path)
         path = url.path or "/"
         if path == f"/{self.stage}" or path.startswith(f"/{self.stage}/"):
-            path = path[len(self.stage) + 1:] or "/"
+            path = path[len(self.stage) + 1 :] or "/"
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         method = request.command
         found = find_route(self.routes, method, path)
-        if not found:
-            if method == "OPTIONS" and found is False:
-                self._reply(request, 200, {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "*",
-                                           "Access-Control-Allow-Headers": "*"}, b"")
+        if found is None:
+            if method == "OPTIONS" and path_exists(self.routes, path):
+                self._reply(
+                    request,
+                    200,
+                    {
+                        "Access-Control-Allow-Origin": "*",
+                        "Access-Control-Allow-Methods": "*",
+                        "Access-Control-Allow-Headers": "*",
+                    },
+                    b"",
+                )
                 return
-            self._reply(request, 403, {"Content-Type": "application/json", "x-amzn-ErrorType": "MissingAuthenticationTokenException"},
-                        b'{"message":"Missing Authentication Token"}')
+            self._reply(
+                request,
+                403,
+                {
+                    "Content-Type": "application/json",
+                    "x-amzn-ErrorType": "MissingAuthenticationTokenException",
+                },
+                b'{"message":"Missing Authentication Token"}',
+            )
             return
-        assert found is not True
         route, params = found
-        event = proxy_event(route, params, method, path, url.query, list(request.headers.items()), body, self.stage,
-                            self.api_id, request.client_address[0], self.shim.ctx.account_id)
+        event = proxy_event(
+            route,
+            params,
+            method,
+            path,
+            url.query,
+            list(request.headers.items()),
+            body,
+            self.stage,
+            self.api_id,
+            request.client_address[0],
+            self.shim.ctx.account_id,
+        )
         status, headers, payload = self.shim.call(route, event)
         self._reply(request, status, headers, payload)
-        log.info("%s %s → %s %d (%.0fms)", method, request.path, route.function, status,
-                 (time.monotonic() - started) * 1000)
+        log.info(
+            "%s %s → %s %d (%.0fms)",
+            method,
+            request.path,
+            route.function,
+            status,
+            (time.monotonic() - started) * 1000,
+        )
 
     @staticmethod
     def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, Any], body: bytes) -> None:
@@ -301,7 +356,9 @@ class HttpShim:
 
         error = (502, {"Content-Type": "application/json"}, b'{"message": "Internal server error"}')
         try:
-            fn = lambda_backends[self.ctx.account_id][self.ctx.region].get_function(self.functions[route.function])
+            fn = lambda_backends[self.ctx.account_id][self.ctx.region].get_function(
+                self.functions[route.function]
+            )
             result = self.lambdas.invoke(fn, event)
         except Exception:
             log.exception("API call to %s failed", route.function)

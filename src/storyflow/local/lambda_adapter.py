@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from storyflow.local import emf
 from storyflow.local.context import LocalContext
 from storyflow.local.lambda_runtime import FunctionSpec, LambdaRuntime, Result
 
@@ -29,7 +30,7 @@ ASYNC_RETRY_DELAYS = (60.0, 120.0)
 class LambdaAdapter:
     def __init__(self, ctx: LocalContext) -> None:
         self.ctx = ctx
-        self.runtime = LambdaRuntime(ctx.environment, ctx.config.lambda_timeout_cap_seconds)
+        self.runtime = LambdaRuntime(ctx.environment, ctx.config.lambda_timeout_cap_seconds, self._printed)
         self._extracted: dict[str, Path] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()
@@ -78,8 +79,9 @@ class LambdaAdapter:
             if result.errored and attempt < len(ASYNC_RETRY_DELAYS):
                 delay = ASYNC_RETRY_DELAYS[attempt] * self.ctx.scale
                 log.info("async invoke of %s failed; retry %d in %.1fs", fn.function_name, attempt + 1, delay)
-                self.ctx.dispatcher.later(delay, f"lambda retry {fn.function_name}", self.invoke_async, fn, event,
-                                          attempt + 1)
+                self.ctx.dispatcher.later(
+                    delay, f"lambda retry {fn.function_name}", self.invoke_async, fn, event, attempt + 1
+                )
 
         if attempt == 0:
             self.ctx.dispatcher.submit(f"lambda {fn.function_name}", run)
@@ -87,7 +89,7 @@ class LambdaAdapter:
             run()
 
     def invoke_arn_async(self, function_arn: str, event: Any) -> None:
-        """Asynchronous delivery to a function named by ARN (SNS, S3, EventBridge); a missing one is logged."""
+        """Asynchronous delivery to a function by ARN (SNS, S3, EventBridge); a missing one is logged."""
         from moto.awslambda.models import lambda_backends
 
         parts = function_arn.split(":")
@@ -95,16 +97,26 @@ class LambdaAdapter:
         qualifier = parts[7] if len(parts) == 8 else None
         name = ":".join(parts[:7]) if qualifier else function_arn
         try:
-            fn = lambda_backends[self.ctx.account_id][region]._lambdas.get_function_by_name_or_arn_with_qualifier(
-                name, qualifier
-            )
+            fn = lambda_backends[self.ctx.account_id][
+                region
+            ]._lambdas.get_function_by_name_or_arn_with_qualifier(name, qualifier)
         except Exception as error:
             log.warning("asynchronous delivery to %s dropped: %s", function_arn, error)
             return
         self.invoke_async(fn, event)
 
+    def _printed(self, spec: FunctionSpec, lines: list[str]) -> None:
+        """EMF lines a handler printed → CloudWatch metrics (what CloudWatch Logs does in AWS)."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        backend = cloudwatch_backends[self.ctx.account_id][self.ctx.region]
+        for line in lines:
+            for namespace, datum in emf.metric_data(line):
+                backend.put_metric_data(namespace, [datum])
+
     # --- moto patches
     def install(self) -> None:
+        emf.install()
         from moto.awslambda.models import LambdaFunction
 
         adapter = self
@@ -129,6 +141,7 @@ class LambdaAdapter:
         self.ctx.patches.set(LambdaFunction, "invoke", invoke)
 
     def stop(self) -> None:
+        emf.uninstall()
         self.runtime.loader.forget()
         if self._tmp is not None:
             self._tmp.cleanup()

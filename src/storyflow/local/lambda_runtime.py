@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -25,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from storyflow.local import environ
+from storyflow.local import emf, environ
 
 log = logging.getLogger("storyflow.local.lambda")
 
@@ -86,7 +87,9 @@ class HandlerLoader:
     def load(self, spec: FunctionSpec) -> Callable[..., Any]:
         module_path, _, function = spec.handler.rpartition(".")
         if not module_path or not function:
-            raise HandlerError("Runtime.MalformedHandlerName", f"Bad handler '{spec.handler}': not enough values")
+            raise HandlerError(
+                "Runtime.MalformedHandlerName", f"Bad handler '{spec.handler}': not enough values"
+            )
         key = (spec.name, spec.code_dir, module_path)
         with self._lock:
             module = self._modules.get(key)
@@ -107,7 +110,8 @@ class HandlerLoader:
         source = next((c for c in candidates if c.is_file()), None)
         if source is None:
             raise HandlerError(
-                "Runtime.ImportModuleError", f"Unable to import module '{module_path}': No module named '{module_path}'"
+                "Runtime.ImportModuleError",
+                f"Unable to import module '{module_path}': No module named '{module_path}'",
             )
         unique = "_lambda_" + re.sub(r"\W", "_", f"{spec.name}_{module_path}")
         module_spec = importlib.util.spec_from_file_location(unique, source)
@@ -126,10 +130,8 @@ class HandlerLoader:
                 "Runtime.ImportModuleError", f"Unable to import module '{module_path}': {error}"
             ) from error
         finally:
-            try:
+            with contextlib.suppress(ValueError):
                 sys.path.remove(code_dir)
-            except ValueError:
-                pass
         return module
 
     def forget(self) -> None:
@@ -169,10 +171,19 @@ def error_payload(error: BaseException, request_id: str) -> dict[str, Any]:
     }
 
 
+OutputSink = Callable[[FunctionSpec, list[str]], None]
+
+
 class LambdaRuntime:
-    def __init__(self, base_environment: Mapping[str, str], timeout_cap: float | None = None) -> None:
+    def __init__(
+        self,
+        base_environment: Mapping[str, str],
+        timeout_cap: float | None = None,
+        on_output: OutputSink | None = None,
+    ) -> None:
         self.base_environment = dict(base_environment)
         self.timeout_cap = timeout_cap
+        self.on_output = on_output  # gets what the handler printed (e.g. EMF metrics)
         self.loader = HandlerLoader()
 
     def invoke(self, spec: FunctionSpec, event: Any, request_id: str | None = None) -> Result:
@@ -185,14 +196,18 @@ class LambdaRuntime:
 
         def run() -> None:
             try:
-                with environ.overlay(env):
+                with environ.overlay(env), emf.capture() as printed:
                     handler = self.loader.load(spec)
                     result = handler(event, LambdaContext(spec, request_id, deadline))
+                if self.on_output is not None and printed:
+                    self.on_output(spec, printed)
                 try:
                     outcome["payload"] = json.dumps(result)
                 except (TypeError, ValueError) as error:
-                    raise HandlerError("Runtime.MarshalError", f"Unable to marshal response: {error}") from error
-            except BaseException as error:  # noqa: BLE001 - everything a handler raises is its error
+                    raise HandlerError(
+                        "Runtime.MarshalError", f"Unable to marshal response: {error}"
+                    ) from error
+            except BaseException as error:
                 outcome["error"] = error
 
         worker = threading.Thread(target=run, name=f"lambda:{spec.name}:{request_id[:8]}", daemon=True)
@@ -200,7 +215,12 @@ class LambdaRuntime:
         worker.join(timeout)
         seconds = time.monotonic() - started
         if worker.is_alive():
-            log.warning("lambda %s %s timed out after %.2fs (its thread keeps running)", spec.name, request_id, timeout)
+            log.warning(
+                "lambda %s %s timed out after %.2fs (its thread keeps running)",
+                spec.name,
+                request_id,
+                timeout,
+            )
             payload = {
                 "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
                 "errorType": "Sandbox.Timedout",
@@ -209,8 +229,14 @@ class LambdaRuntime:
             return Result(json.dumps(payload), True, request_id, seconds)
         if "error" in outcome:
             error = outcome["error"]
-            log.info("lambda %s %s failed in %.0fms: %s: %s", spec.name, request_id, seconds * 1000,
-                     type(error).__name__, error)
+            log.info(
+                "lambda %s %s failed in %.0fms: %s: %s",
+                spec.name,
+                request_id,
+                seconds * 1000,
+                type(error).__name__,
+                error,
+            )
             return Result(json.dumps(error_payload(error, request_id)), True, request_id, seconds)
         log.info("lambda %s %s ok in %.0fms", spec.name, request_id, seconds * 1000)
         return Result(outcome.get("payload", "null"), False, request_id, seconds)

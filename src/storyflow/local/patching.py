@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -33,10 +34,8 @@ class Patches:
             while self._undo:
                 owner, name, original = self._undo.pop()
                 if original is _MISSING:
-                    try:
+                    with contextlib.suppress(AttributeError):
                         delattr(owner, name)
-                    except AttributeError:
-                        pass
                 else:
                     setattr(owner, name, original)
 

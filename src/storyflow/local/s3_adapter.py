@@ -31,8 +31,10 @@ class S3Adapter:
             for record in event["Records"]:
                 record.setdefault("userIdentity", {"principalId": "AWS:LOCAL"})
                 record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
-                record.setdefault("responseElements", {"x-amz-request-id": secrets.token_hex(8).upper(),
-                                                       "x-amz-id-2": secrets.token_hex(16)})
+                record.setdefault(
+                    "responseElements",
+                    {"x-amz-request-id": secrets.token_hex(8).upper(), "x-amz-id-2": secrets.token_hex(16)},
+                )
                 obj = record["s3"]["object"]
                 obj["key"] = quote_plus(key.name, safe="/")
                 obj.setdefault("sequencer", secrets.token_hex(8).upper())

@@ -39,7 +39,7 @@ log = logging.getLogger("storyflow.local.sagemaker")
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -67,8 +67,13 @@ class AsyncRequest:
     received: str = field(default_factory=_now)
 
 
-def notification(request: AsyncRequest, region: str, ok: bool, response_content_type: str | None = None,
-                 failure_reason: str | None = None) -> dict[str, Any]:
+def notification(
+    request: AsyncRequest,
+    region: str,
+    ok: bool,
+    response_content_type: str | None = None,
+    failure_reason: str | None = None,
+) -> dict[str, Any]:
     """The message SageMaker publishes to the success or error topic of an async endpoint."""
     message: dict[str, Any] = {
         "awsRegion": region,
@@ -86,13 +91,17 @@ def notification(request: AsyncRequest, region: str, ok: bool, response_content_
         "eventName": "InferenceResult",
     }
     if ok:
-        message["responseParameters"] = {"contentType": response_content_type or "application/json",
-                                         "outputLocation": request.output_location}
+        message["responseParameters"] = {
+            "contentType": response_content_type or "application/json",
+            "outputLocation": request.output_location,
+        }
     else:
         message["failureReason"] = failure_reason or "ModelError"
         if request.failure_location:
-            message["responseParameters"] = {"contentType": "text/plain; charset=utf-8",
-                                             "failureLocation": request.failure_location}
+            message["responseParameters"] = {
+                "contentType": "text/plain; charset=utf-8",
+                "failureLocation": request.failure_location,
+            }
     return message
 
 
@@ -118,15 +127,22 @@ class ModelServer:
             if self.process is not None and self.process.poll() is None:
                 return
             if self.process is not None:
-                log.warning("[sagemaker %s] model server exited (%s); restarting", self.endpoint_name,
-                            self.process.returncode)
+                log.warning(
+                    "[sagemaker %s] model server exited (%s); restarting",
+                    self.endpoint_name,
+                    self.process.returncode,
+                )
                 self.port = free_port()
                 self.argv[-1] = str(self.port)
                 self.env["SAGEMAKER_BIND_TO_PORT"] = str(self.port)
             log.info("[sagemaker %s] $ %s", self.endpoint_name, " ".join(self.argv))
-            self.process = subprocess.Popen(  # noqa: S603 - the model container's own command
-                self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, start_new_session=True,
+            self.process = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
             self._wait_for_ping()
@@ -145,10 +161,12 @@ class ModelServer:
         while time.monotonic() < deadline:
             if self.process is None or self.process.poll() is not None:
                 last = self.tail[-1] if self.tail else ""
-                raise RuntimeError(f"model server exited with {self.process.returncode if self.process else '?'}"
-                                   f" before answering /ping: {last}")
+                raise RuntimeError(
+                    f"model server exited with {self.process.returncode if self.process else '?'}"
+                    f" before answering /ping: {last}"
+                )
             try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=2) as response:
                     if response.status == 200:
                         log.info("[sagemaker %s] ready on %s", self.endpoint_name, self.url)
                         return
@@ -157,8 +175,14 @@ class ModelServer:
             time.sleep(0.05)
         raise RuntimeError(f"model server did not answer /ping with 200 within {self.ping_timeout:.0f}s")
 
-    def invoke(self, body: bytes, content_type: str, accept: str | None, custom_attributes: str | None,
-               timeout: float) -> tuple[int, bytes, str]:
+    def invoke(
+        self,
+        body: bytes,
+        content_type: str,
+        accept: str | None,
+        custom_attributes: str | None,
+        timeout: float,
+    ) -> tuple[int, bytes, str]:
         headers = {"Content-Type": content_type}
         if accept:
             headers["Accept"] = accept
@@ -166,7 +190,7 @@ class ModelServer:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
         request = urllib.request.Request(f"{self.url}/invocations", data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read(), response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as error:
             return error.code, error.read(), error.headers.get("Content-Type", "")
@@ -220,15 +244,29 @@ class SageMakerAdapter:
         try:
             async_config, _ = self._describe(endpoint_name)
         except KeyError:
-            arn = f"arn:aws:sagemaker:{self.ctx.region}:{self.ctx.account_id}:endpoint/{endpoint_name.lower()}"
-            body = json.dumps({"__type": "ValidationError", "message": f"Endpoint {endpoint_name} of account "
-                               f"{self.ctx.account_id} not found.", "arn": arn})
-            return 400, {"status": "400", "x-amzn-ErrorType": "ValidationError", "Content-Type": "application/json"}, body
+            arn = (
+                f"arn:aws:sagemaker:{self.ctx.region}:{self.ctx.account_id}:endpoint/{endpoint_name.lower()}"
+            )
+            body = json.dumps(
+                {
+                    "__type": "ValidationError",
+                    "message": f"Endpoint {endpoint_name} of account {self.ctx.account_id} not found.",
+                    "arn": arn,
+                }
+            )
+            return (
+                400,
+                {"status": "400", "x-amzn-ErrorType": "ValidationError", "Content-Type": "application/json"},
+                body,
+            )
         output_config = async_config.get("OutputConfig", {})
         inference_id = headers.get("X-Amzn-SageMaker-Inference-Id") or str(uuid.uuid4())
         filename = headers.get("X-Amzn-SageMaker-Filename") or f"{inference_id}.out"
-        output = join_s3(output_config.get("S3OutputPath", "s3://sagemaker-local-output"),
-                         headers.get("X-Amzn-SageMaker-S3OutputPathExtension") or "", filename)
+        output = join_s3(
+            output_config.get("S3OutputPath", "s3://sagemaker-local-output"),
+            headers.get("X-Amzn-SageMaker-S3OutputPathExtension") or "",
+            filename,
+        )
         failure_path = output_config.get("S3FailurePath")
         request = AsyncRequest(
             endpoint_name=endpoint_name,
@@ -242,8 +280,11 @@ class SageMakerAdapter:
             timeout=float(headers.get("X-Amzn-SageMaker-InvocationTimeoutSeconds") or 900),
         )
         self._pool(endpoint_name, async_config).submit(self._run, request)
-        response_headers = {"status": "202", "X-Amzn-SageMaker-OutputLocation": output,
-                            "Content-Type": "application/json"}
+        response_headers = {
+            "status": "202",
+            "X-Amzn-SageMaker-OutputLocation": output,
+            "Content-Type": "application/json",
+        }
         if request.failure_location:
             response_headers["X-Amzn-SageMaker-FailureLocation"] = request.failure_location
         return 202, response_headers, json.dumps({"InferenceId": inference_id})
@@ -252,8 +293,12 @@ class SageMakerAdapter:
         with self._lock:
             pool = self.pools.get(endpoint_name)
             if pool is None:
-                workers = int((async_config.get("ClientConfig") or {}).get("MaxConcurrentInvocationsPerInstance", 4))
-                pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"sm-{endpoint_name}")
+                workers = int(
+                    (async_config.get("ClientConfig") or {}).get("MaxConcurrentInvocationsPerInstance", 4)
+                )
+                pool = ThreadPoolExecutor(
+                    max_workers=max(1, workers), thread_name_prefix=f"sm-{endpoint_name}"
+                )
                 self.pools[endpoint_name] = pool
             return pool
 
@@ -263,14 +308,22 @@ class SageMakerAdapter:
             if server is None:
                 _, container = self._describe(endpoint_name)
                 image = str(container.get("Image", ""))
-                program = image_entrypoint(image, self.ctx.bin_dir, self.ctx.config.image_commands)
+                program = image_entrypoint(image, self.ctx.bin_dir, self.ctx.image_commands())
                 if program is None:
                     raise RuntimeError(f"no local program for image {image!r} (see storyflow.local.programs)")
-                env = {**os.environ.copy(), **self.ctx.environment, "PYTHONUNBUFFERED": "1",
-                       "PATH": child_path(self.ctx.bin_dir),
-                       **{k: str(v) for k, v in (container.get("Environment") or {}).items()}}
-                server = ModelServer(endpoint_name, resolve_argv(program, self.ctx.bin_dir), env,
-                                     self.ctx.config.sagemaker_ping_timeout_seconds)
+                env = {
+                    **os.environ.copy(),
+                    **self.ctx.environment,
+                    "PYTHONUNBUFFERED": "1",
+                    "PATH": child_path(self.ctx.bin_dir),
+                    **{k: str(v) for k, v in (container.get("Environment") or {}).items()},
+                }
+                server = ModelServer(
+                    endpoint_name,
+                    resolve_argv(program, self.ctx.bin_dir),
+                    env,
+                    self.ctx.config.sagemaker_ping_timeout_seconds,
+                )
                 self.servers[endpoint_name] = server
         server.ensure_ready()
         return server
@@ -281,25 +334,39 @@ class SageMakerAdapter:
             bucket, key = split_s3(request.input_location)
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             server = self._server(request.endpoint_name)
-            status, answer, content_type = server.invoke(body, request.content_type, request.accept,
-                                                         request.custom_attributes, request.timeout)
+            status, answer, content_type = server.invoke(
+                body, request.content_type, request.accept, request.custom_attributes, request.timeout
+            )
         except Exception as error:
-            log.warning("[sagemaker %s] inference %s failed: %s", request.endpoint_name, request.inference_id, error)
+            log.warning(
+                "[sagemaker %s] inference %s failed: %s", request.endpoint_name, request.inference_id, error
+            )
             self._fail(request, f"ModelError: {error}", str(error).encode())
             return
         if 200 <= status < 300:
             bucket, key = split_s3(request.output_location)
             s3.put_object(Bucket=bucket, Key=key, Body=answer, ContentType=content_type or "application/json")
-            log.info("[sagemaker %s] inference %s completed → %s", request.endpoint_name, request.inference_id,
-                     request.output_location)
+            log.info(
+                "[sagemaker %s] inference %s completed → %s",
+                request.endpoint_name,
+                request.inference_id,
+                request.output_location,
+            )
             self._publish(request, "SuccessTopic", notification(request, self.ctx.region, True, content_type))
             return
         kind = "client" if 400 <= status < 500 else "server"
         text = answer.decode(errors="replace")
-        reason = (f'ClientError: Received {kind} error ({status}) from model with message "{text}". '
-                  "See the SageMaker Endpoint logs in your account for more information.")
-        log.info("[sagemaker %s] inference %s failed (%d): %s", request.endpoint_name, request.inference_id,
-                 status, text)
+        reason = (
+            f'ClientError: Received {kind} error ({status}) from model with message "{text}". '
+            "See the SageMaker Endpoint logs in your account for more information."
+        )
+        log.info(
+            "[sagemaker %s] inference %s failed (%d): %s",
+            request.endpoint_name,
+            request.inference_id,
+            status,
+            text,
+        )
         self._fail(request, reason, answer)
 
     def _fail(self, request: AsyncRequest, reason: str, body: bytes) -> None:
@@ -309,7 +376,9 @@ class SageMakerAdapter:
                 self.ctx.clients.get("s3").put_object(Bucket=bucket, Key=key, Body=body)
             except Exception:
                 log.exception("could not write the failure of inference %s", request.inference_id)
-        self._publish(request, "ErrorTopic", notification(request, self.ctx.region, False, failure_reason=reason))
+        self._publish(
+            request, "ErrorTopic", notification(request, self.ctx.region, False, failure_reason=reason)
+        )
 
     def _publish(self, request: AsyncRequest, topic_key: str, message: dict[str, Any]) -> None:
         try:

@@ -127,11 +127,12 @@ class SqsPoller:
                     continue
             queue_name = arn.rsplit(":", 1)[-1]
             try:
-                queue = sqs.get_queue(queue_name)
+                queue: Any = sqs.get_queue(queue_name)
             except Exception:
                 continue
-            messages = sqs.receive_message(queue_name, int(esm.batch_size or 10), 0,
-                                           int(queue.visibility_timeout or 30))
+            messages = sqs.receive_message(
+                queue_name, int(esm.batch_size or 10), 0, int(queue.visibility_timeout or 30)
+            )
             if not messages:
                 continue
             with self._lock:
@@ -159,8 +160,13 @@ class SqsPoller:
                     if original.had_receipt_handle(message.receipt_handle):
                         original.visible_at = unix_time_millis() + retry_ms
             if failed:
-                log.info("sqs %s: %d of %d messages failed; visible again in %.1fs", queue.name, len(failed),
-                         len(messages), retry_ms / 1000)
+                log.info(
+                    "sqs %s: %d of %d messages failed; visible again in %.1fs",
+                    queue.name,
+                    len(failed),
+                    len(messages),
+                    retry_ms / 1000,
+                )
         finally:
             with self._lock:
                 self._in_flight[esm.uuid] -= 1

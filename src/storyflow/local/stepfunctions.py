@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from storyflow.local.context import LocalContext
+from storyflow.local.lambda_adapter import LambdaAdapter
 
 PARSER_PACKAGE = "moto.stepfunctions.parser"
 
@@ -36,8 +37,7 @@ def is_indefinite(path: str) -> bool:
 def extract_json(path: str, data: Any) -> Any:
     """JSONPath as Step Functions evaluates it: a definite path (`$.a[0].b`) gives one value, an
     indefinite one (`$.a[*].b`) a list. moto returns a list for any path through an index."""
-    from jsonpath_ng.ext import parse
-
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
     from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError
 
     matches = parse(path).find(data)
@@ -83,7 +83,9 @@ def _boto_service_name(sdk_name: str) -> str:
 
 
 def _normalise_parameters(
-    self: Any, parameters: dict[str, Any], boto_service_name: str | None = None,
+    self: Any,
+    parameters: dict[str, Any],
+    boto_service_name: str | None = None,
     service_action_name: str | None = None,
 ) -> None:
     service = self._get_boto_service_name(boto_service_name)
@@ -110,7 +112,10 @@ def _ecs_task_failed(task: dict[str, Any]) -> bool:
 
 
 def _ecs_build_sync_resolver(
-    self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any],
+    self: Any,
+    env: Any,
+    resource_runtime_part: Any,
+    normalised_parameters: dict[str, Any],
     state_credentials: Any,
 ) -> Callable[[], Any]:
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -122,12 +127,11 @@ def _ecs_build_sync_resolver(
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
         StatesErrorNameType,
     )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_ecs
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
     from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_ecs
-
-    ecs = state_task_service_ecs.boto_client_for(
+    ecs: Any = getattr(state_task_service_ecs, "boto_client_for")(  # noqa: B009 - patched at run time
         service="ecs", region=resource_runtime_part.region, state_credentials=state_credentials
     )
     submission: dict[str, Any] = env.stack.pop()
@@ -148,7 +152,7 @@ def _ecs_build_sync_resolver(
                     env=env,
                     error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                     event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(
+                    event_details=EventDetails(  # type: ignore[typeddict-item]
                         taskFailedEventDetails=TaskFailedEventDetails(
                             resource=self._get_sfn_resource(),
                             resourceType=self._get_sfn_resource_type(),
@@ -164,7 +168,7 @@ def _ecs_build_sync_resolver(
 
 
 def normalise_definition(definition: str) -> str:
-    """ASL moto's grammar rejects but AWS accepts: an integer `ToleratedFailurePercentage` (moto: decimals only)."""
+    """ASL that AWS accepts but moto's grammar rejects: an integer `ToleratedFailurePercentage`."""
     try:
         document = json.loads(definition)
     except ValueError:
@@ -189,8 +193,41 @@ def normalise_definition(definition: str) -> str:
 
 
 class StepFunctionsAdapter:
-    def __init__(self, ctx: LocalContext) -> None:
+    def __init__(self, ctx: LocalContext, lambdas: LambdaAdapter | None = None) -> None:
         self.ctx = ctx
+        self.lambdas = lambdas
+
+    def invoke_lambda(self, parameters: dict[str, Any], region: str, state_credentials: Any = None) -> Any:
+        """Lambda tasks call the function directly (what the Lambda service does), not through HTTP."""
+        from botocore.exceptions import ClientError
+        from moto.awslambda.models import lambda_backends
+
+        assert self.lambdas is not None
+        name = str(parameters.get("FunctionName", ""))
+        try:
+            fn = lambda_backends[self.ctx.account_id][region]._lambdas.get_function_by_name_or_arn_with_qualifier(
+                name, parameters.get("Qualifier")
+            )
+        except Exception as error:
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": f"Function not found: {name} ({error})"},
+                 "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": str(uuid.uuid4())}},
+                "Invoke",
+            ) from error
+        raw = parameters.get("Payload")
+        event = json.loads(raw) if raw else {}
+        if parameters.get("InvocationType") == "Event":
+            self.lambdas.invoke_async(fn, event)
+            return {"StatusCode": 202, "Payload": ""}
+        result = self.lambdas.invoke(fn, event)
+        try:
+            payload: Any = json.loads(result.payload)
+        except ValueError:
+            payload = result.payload
+        response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
+        if result.errored:
+            response["FunctionError"] = "Unhandled"
+        return response
 
     def client_for(self, region: str, service: str, state_credentials: Any = None) -> Any:
         return self.ctx.clients.get(_boto_service_name(service), region, validate=False, retries=False)
@@ -199,6 +236,7 @@ class StepFunctionsAdapter:
         import sys
 
         import moto.stepfunctions.parser.asl.utils.boto_client as boto_client_module
+        import moto.stepfunctions.parser.asl.utils.json_path as json_path_module
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
             state_task_service_aws_sdk,
             state_task_service_ecs,
@@ -206,9 +244,11 @@ class StepFunctionsAdapter:
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
         from moto.stepfunctions.responses import StepFunctionResponse
 
-        import moto.stepfunctions.parser.asl.utils.json_path as json_path_module
-
         patches = self.ctx.patches
+        if self.lambdas is not None:
+            from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+            patches.set(lambda_eval_utils, "_invoke_lambda_function", self.invoke_lambda)
         # Modules of the interpreter imported these functions by name: replace every binding.
         patches.set(boto_client_module, "boto_client_for", self.client_for)
         patches.set(json_path_module, "extract_json", extract_json)
@@ -233,14 +273,15 @@ class StepFunctionsAdapter:
 
         patches.set(sdk_cls, "_get_boto_service_name", sdk_service_name)
 
-        original_create = StepFunctionsParserBackend.create_state_machine
-        original_update = StepFunctionsParserBackend.update_state_machine
+        original_create: Any = StepFunctionsParserBackend.create_state_machine
+        original_update: Any = StepFunctionsParserBackend.update_state_machine
 
         def create_state_machine(backend: Any, name: str, definition: str, *args: Any, **kwargs: Any) -> Any:
             return original_create(backend, name, normalise_definition(definition), *args, **kwargs)
 
-        def update_state_machine(backend: Any, arn: str, definition: str | None = None, *args: Any,
-                                 **kwargs: Any) -> Any:
+        def update_state_machine(
+            backend: Any, arn: str, definition: str | None = None, *args: Any, **kwargs: Any
+        ) -> Any:
             if definition is not None:
                 definition = normalise_definition(definition)
             return original_update(backend, arn, definition, *args, **kwargs)
@@ -248,12 +289,18 @@ class StepFunctionsAdapter:
         patches.set(StepFunctionsParserBackend, "create_state_machine", create_state_machine)
         patches.set(StepFunctionsParserBackend, "update_state_machine", update_state_machine)
 
-        original_start = StepFunctionsParserBackend.start_execution
+        original_start: Any = StepFunctionsParserBackend.start_execution
 
-        def start_execution(backend: Any, state_machine_arn: str, name: str | None = None,
-                            execution_input: str | None = None, trace_header: str | None = None) -> Any:
-            return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), execution_input,
-                                  trace_header)
+        def start_execution(
+            backend: Any,
+            state_machine_arn: str,
+            name: str | None = None,
+            execution_input: str | None = None,
+            trace_header: str | None = None,
+        ) -> Any:
+            return original_start(
+                backend, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+            )
 
         patches.set(StepFunctionsParserBackend, "start_execution", start_execution)
 
@@ -261,7 +308,8 @@ class StepFunctionsAdapter:
             from moto.core.responses import EmptyResult
 
             response.stepfunction_backend.send_task_failure(
-                response._get_param("taskToken"), error=response._get_param("error"),
+                response._get_param("taskToken"),
+                error=response._get_param("error"),
                 cause=response._get_param("cause"),
             )
             return EmptyResult()
@@ -276,7 +324,8 @@ def _start_sync_execution(response: Any) -> Any:
 
     backend = response.stepfunction_backend
     execution = backend.start_execution(
-        response._get_param("stateMachineArn"), response._get_param("name") or str(uuid.uuid4()),
+        response._get_param("stateMachineArn"),
+        response._get_param("name") or str(uuid.uuid4()),
         response._get_param("input", if_none="{}"),
     )
     while execution.status == "RUNNING":
@@ -287,13 +336,16 @@ def _start_sync_execution(response: Any) -> Any:
         "name": execution.name,
         "startDate": execution.start_date,
         "stopDate": execution.stop_date,
-        "status": "SUCCEEDED" if execution.status == "SUCCEEDED" else (
-            "TIMED_OUT" if execution.status == "TIMED_OUT" else "FAILED"),
+        "status": "SUCCEEDED"
+        if execution.status == "SUCCEEDED"
+        else ("TIMED_OUT" if execution.status == "TIMED_OUT" else "FAILED"),
         "input": execution.execution_input,
         "billingDetails": {"billedMemoryUsedInMB": 64, "billedDurationInMilliseconds": 100},
     }
     if execution.output is not None:
-        result["output"] = execution.output if isinstance(execution.output, str) else json.dumps(execution.output)
+        result["output"] = (
+            execution.output if isinstance(execution.output, str) else json.dumps(execution.output)
+        )
     if execution.error is not None:
         result["error"] = execution.error
     if execution.cause is not None:

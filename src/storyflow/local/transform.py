@@ -31,7 +31,7 @@ def sam_transform(template: dict[str, Any], parameters: dict[str, str], region: 
     previous = os.environ.get("AWS_DEFAULT_REGION")
     os.environ["AWS_DEFAULT_REGION"] = region  # the translator reads the partition from the region
     try:
-        result: dict[str, Any] = transform(template, values, OfflinePolicyLoader())  # type: ignore[arg-type]
+        result: dict[str, Any] = transform(template, values, OfflinePolicyLoader())
     finally:
         if previous is None:
             os.environ.pop("AWS_DEFAULT_REGION", None)

@@ -86,9 +86,6 @@ def _atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     Serialise moto's writes so concurrent callers see DynamoDB's semantics (the threads test needs it).
     """
     lock = threading.RLock()
-    import os
-    if os.environ.get("BT_NOLOCK"):
-        return
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         original = getattr(DynamoDBBackend, name)
 

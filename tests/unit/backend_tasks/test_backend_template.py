@@ -50,7 +50,7 @@ def test_functions_get_every_setting_they_require() -> None:
     for name in ("lifetime_seconds", "startup_grace_seconds"):
         assert aliases[name] in manager, name
     monitor = environment("TaskMonitorFunction")
-    for name in ("task_state_table", "cluster_arn", "startup_grace_seconds"):
+    for name in ("task_state_table", "cluster_arn", "startup_grace_seconds", "alarm_name"):
         assert aliases[name] in monitor, name
 
 

@@ -28,8 +28,12 @@ def test_an_alarm_breach_reaches_its_sns_subscriber_and_recovers_on_data(app_clo
     cloudwatch = app_cloud.client("cloudwatch")
 
     def ping_and_check() -> list[dict]:
-        cloudwatch.put_metric_data(Namespace="Fixture", MetricData=[
-            {"MetricName": "Pings", "Value": 1, "Dimensions": [{"Name": "Service", "Value": "fixture"}]}])
+        cloudwatch.put_metric_data(
+            Namespace="Fixture",
+            MetricData=[
+                {"MetricName": "Pings", "Value": 1, "Dimensions": [{"Name": "Service", "Value": "fixture"}]}
+            ],
+        )
         return _alarm_messages(app_cloud, "OK")
 
     assert wait_for(ping_and_check, timeout=10, interval=0.2)
@@ -43,8 +47,14 @@ def test_set_alarm_state_publishes_the_actions(app_cloud: LocalCloud) -> None:
     before = len(_alarm_messages(app_cloud, "INSUFFICIENT_DATA")) + len(_alarm_messages(app_cloud, "OK"))
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="manual")
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="manual")
-    assert wait_for(lambda: len(_alarm_messages(app_cloud, "OK")) + len(
-        _alarm_messages(app_cloud, "INSUFFICIENT_DATA")) > before or None, timeout=10)
+    assert wait_for(
+        lambda: (
+            len(_alarm_messages(app_cloud, "OK")) + len(_alarm_messages(app_cloud, "INSUFFICIENT_DATA"))
+            > before
+            or None
+        ),
+        timeout=10,
+    )
 
 
 def test_decisions() -> None:

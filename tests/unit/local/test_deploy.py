@@ -20,7 +20,8 @@ def test_the_stack_is_complete_with_the_resources_moto_skips(app_cloud: LocalClo
     assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["Stage"] == "local"
     # Then SNS::Subscription, CloudWatch::Alarm exist for real; QueuePolicy and the API stage are recorded
     subscriptions = app_cloud.client("sns").list_subscriptions_by_topic(
-        TopicArn=app_cloud.physical_id("InferenceErrorTopic"))["Subscriptions"]
+        TopicArn=app_cloud.physical_id("InferenceErrorTopic")
+    )["Subscriptions"]
     assert [s["Protocol"] for s in subscriptions] == ["lambda"]
     alarms = app_cloud.client("cloudwatch").describe_alarms(AlarmNames=[app_cloud.outputs["AlarmName"]])
     assert alarms["MetricAlarms"][0]["Threshold"] == 1
@@ -46,19 +47,25 @@ def test_local_code_is_uploaded_like_sam_package(app_cloud: LocalCloud) -> None:
 
 def test_yaml_short_forms() -> None:
     template = loads("A: !Sub '${X}'\nB: !GetAtt R.Arn\nC: !Ref P\nD: !If [c, !Ref X, !Ref 'AWS::NoValue']\n")
-    assert template == {"A": {"Fn::Sub": "${X}"}, "B": {"Fn::GetAtt": ["R", "Arn"]}, "C": {"Ref": "P"},
-                        "D": {"Fn::If": ["c", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]}}
+    assert template == {
+        "A": {"Fn::Sub": "${X}"},
+        "B": {"Fn::GetAtt": ["R", "Arn"]},
+        "C": {"Ref": "P"},
+        "D": {"Fn::If": ["c", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]},
+    }
 
 
 def test_packaging_rewrites_local_uris(tmp_path: Path) -> None:
     (tmp_path / "fn").mkdir()
     (tmp_path / "fn" / "app.py").write_text("x = 1\n")
     (tmp_path / "m.asl.json").write_text("{}")
-    template = {"Resources": {
-        "F": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "fn/"}},
-        "M": {"Type": "AWS::Serverless::StateMachine", "Properties": {"DefinitionUri": "m.asl.json"}},
-        "R": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "s3://b/k.zip"}},
-    }}
+    template = {
+        "Resources": {
+            "F": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "fn/"}},
+            "M": {"Type": "AWS::Serverless::StateMachine", "Properties": {"DefinitionUri": "m.asl.json"}},
+            "R": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "s3://b/k.zip"}},
+        }
+    }
     packager = Packager(tmp_path)
     out = packager.package(template)["Resources"]
     assert out["F"]["Properties"]["CodeUri"].startswith("s3://storyflow-local-artifacts/")
@@ -68,16 +75,33 @@ def test_packaging_rewrites_local_uris(tmp_path: Path) -> None:
 
 
 def test_definition_substitutions() -> None:
-    props = {"DefinitionString": json.dumps({"A": "${X}", "B": "${Y}"}), "DefinitionSubstitutions": {"X": "x", "Y": 3}}
+    props = {
+        "DefinitionString": json.dumps({"A": "${X}", "B": "${Y}"}),
+        "DefinitionSubstitutions": {"X": "x", "Y": 3},
+    }
     assert json.loads(state_machine_definition(props, "123456789012")) == {"A": "x", "B": "3"}
 
 
 def test_notification_configuration_conversion() -> None:
-    converted = bucket_notification_config({
-        "LambdaConfigurations": [{"Event": "s3:ObjectCreated:*", "Function": "arn:f",
-                                  "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "in/"}]}}}],
-        "EventBridgeConfiguration": {"EventBridgeEnabled": True},
-    })
-    assert converted == {"CloudFunctionConfiguration": [{"CloudFunction": "arn:f", "Event": ["s3:ObjectCreated:*"],
-                         "Filter": {"S3Key": {"FilterRule": [{"Name": "prefix", "Value": "in/"}]}}}],
-                         "EventBridgeConfiguration": {}}
+    converted = bucket_notification_config(
+        {
+            "LambdaConfigurations": [
+                {
+                    "Event": "s3:ObjectCreated:*",
+                    "Function": "arn:f",
+                    "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "in/"}]}},
+                }
+            ],
+            "EventBridgeConfiguration": {"EventBridgeEnabled": True},
+        }
+    )
+    assert converted == {
+        "CloudFunctionConfiguration": [
+            {
+                "CloudFunction": "arn:f",
+                "Event": ["s3:ObjectCreated:*"],
+                "Filter": {"S3Key": {"FilterRule": [{"Name": "prefix", "Value": "in/"}]}},
+            }
+        ],
+        "EventBridgeConfiguration": {},
+    }

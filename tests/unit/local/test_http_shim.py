@@ -12,11 +12,12 @@ from storyflow.local import LocalCloud
 from storyflow.local.http_shim import Route, find_route
 
 
-def _call(url: str, method: str = "GET", body: bytes | None = None,
-          headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], bytes]:
+def _call(
+    url: str, method: str = "GET", body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], bytes]:
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
@@ -39,8 +40,9 @@ def test_a_path_parameter_route(app_cloud: LocalCloud) -> None:
 
 def test_greedy_proxy_post_body_and_claims(app_cloud: LocalCloud) -> None:
     claims = base64.urlsafe_b64encode(json.dumps({"sub": "u1"}).encode()).decode().rstrip("=")
-    status, _, body = _call(f"{app_cloud.api_url}/files/a/b/c.txt", "PUT", b"data",
-                            {"Authorization": f"Bearer x.{claims}.y"})
+    status, _, body = _call(
+        f"{app_cloud.api_url}/files/a/b/c.txt", "PUT", b"data", {"Authorization": f"Bearer x.{claims}.y"}
+    )
     event = json.loads(body)
     assert status == 200
     assert event["pathParameters"] == {"proxy": "a/b/c.txt"}
@@ -62,10 +64,13 @@ def test_the_stack_output_points_at_the_shim(app_cloud: LocalCloud) -> None:
 
 
 def test_route_matching_prefers_specific_routes() -> None:
-    routes = [Route("A", "/jobs/{job_id}", "GET", "F1"), Route("A", "/jobs/stats", "GET", "F2"),
-              Route("A", "/{proxy+}", "ANY", "F3")]
-    assert find_route(routes, "GET", "/jobs/stats")[0].function == "F2"  # type: ignore[index]
-    assert find_route(routes, "GET", "/jobs/x")[1] == {"job_id": "x"}  # type: ignore[index]
-    assert find_route(routes, "POST", "/jobs/x")[0].function == "F3"  # type: ignore[index]
-    assert find_route([Route("A", "/a", "GET", "F")], "POST", "/a") is False
+    routes = [
+        Route("A", "/jobs/{job_id}", "GET", "F1"),
+        Route("A", "/jobs/stats", "GET", "F2"),
+        Route("A", "/{proxy+}", "ANY", "F3"),
+    ]
+    assert find_route(routes, "GET", "/jobs/stats")[0].function == "F2"
+    assert find_route(routes, "GET", "/jobs/x")[1] == {"job_id": "x"}
+    assert find_route(routes, "POST", "/jobs/x")[0].function == "F3"
+    assert find_route([Route("A", "/a", "GET", "F")], "POST", "/a") is None
     assert find_route([Route("A", "/a", "GET", "F")], "GET", "/b") is None

@@ -59,3 +59,13 @@ def test_event_invocations_return_at_once_and_run_in_the_background(app_cloud: L
     # Then the API answers 202 and the handler runs afterwards
     assert response["StatusCode"] == 202
     assert wait_for(lambda: recorded(app_cloud, "fixture.async"))
+
+
+def test_metrics_printed_in_emf_reach_cloudwatch(app_cloud: LocalCloud) -> None:
+    # When a handler prints a metric in Embedded Metric Format (what Powertools Metrics does)
+    app_cloud.client("lambda").invoke(
+        FunctionName=app_cloud.outputs["EchoFunctionName"], Payload=json.dumps({"emf": True})
+    )
+    # Then the metric is in CloudWatch, with its dimension, as CloudWatch Logs would extract it
+    metrics = app_cloud.client("cloudwatch").list_metrics(Namespace="Fixture", MetricName="Echoes")["Metrics"]
+    assert metrics and metrics[0]["Dimensions"] == [{"Name": "Service", "Value": "echo"}]

@@ -24,15 +24,28 @@ def runtime():  # type: ignore[no-untyped-def]
 
 def _spec(tmp_path: Path, source: str, **kw: object) -> FunctionSpec:
     (tmp_path / "app.py").write_text(source)
-    values: dict = {"name": "fn", "arn": "arn:aws:lambda:us-east-1:1:function:fn", "handler": "app.handler",
-                    "code_dir": tmp_path, "timeout": 5.0, "memory_mb": 128}
+    values: dict = {
+        "name": "fn",
+        "arn": "arn:aws:lambda:us-east-1:1:function:fn",
+        "handler": "app.handler",
+        "code_dir": tmp_path,
+        "timeout": 5.0,
+        "memory_mb": 128,
+    }
     values.update(kw)
     return FunctionSpec(**values)
 
 
-def test_concurrent_invocations_each_see_their_own_environment(runtime: LambdaRuntime, tmp_path: Path) -> None:
+def test_concurrent_invocations_each_see_their_own_environment(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
     # Given a handler that reads an env var after a pause, and two functions with different values
-    source = "import os, time\ndef handler(e, c):\n    time.sleep(0.2)\n    return os.environ['V'] + os.environ['BASE']\n"
+    source = (
+        "import os, time\n"
+        "def handler(e, c):\n"
+        "    time.sleep(0.2)\n"
+        "    return os.environ['V'] + os.environ['BASE']\n"
+    )
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     specs = [_spec(tmp_path / d, source, name=d, environment={"V": d}) for d in ("a", "b")]
@@ -52,7 +65,9 @@ def test_concurrent_invocations_each_see_their_own_environment(runtime: LambdaRu
     assert "V" not in os.environ
 
 
-def test_import_errors_and_missing_handlers_are_runtime_errors(runtime: LambdaRuntime, tmp_path: Path) -> None:
+def test_import_errors_and_missing_handlers_are_runtime_errors(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
     broken = runtime.invoke(_spec(tmp_path, "import not_a_module_anywhere\n"), {})
     assert broken.errored and json.loads(broken.payload)["errorType"] == "Runtime.ImportModuleError"
     (tmp_path / "x").mkdir()

@@ -11,12 +11,16 @@ def test_a_published_message_reaches_the_subscribed_function_in_the_aws_shape(ap
     topic = app_cloud.physical_id("AlarmTopic")
     # When a message is published with a subject and an attribute
     message_id = app_cloud.client("sns").publish(
-        TopicArn=topic, Message="plain text", Subject="hi",
+        TopicArn=topic,
+        Message="plain text",
+        Subject="hi",
         MessageAttributes={"kind": {"DataType": "String", "StringValue": "test"}},
     )["MessageId"]
 
     def mine() -> list[dict]:
-        return [e for e in recorded(app_cloud, "aws:sns") if e["Records"][0]["Sns"]["MessageId"] == message_id]
+        return [
+            e for e in recorded(app_cloud, "aws:sns") if e["Records"][0]["Sns"]["MessageId"] == message_id
+        ]
 
     (event,) = wait_for(mine)
     record = event["Records"][0]

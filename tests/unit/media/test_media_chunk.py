@@ -9,6 +9,7 @@ import av
 import pytest
 from storyflow_media.chunk import chunk
 from storyflow_media.errors import NotAVideo
+from storyflow_media.synth import make_clip
 
 from .conftest import Clips
 from .media_helpers import first_packet_is_keyframe, frame_times, stream_kinds
@@ -129,3 +130,30 @@ def test_audio_only_file_is_not_a_video(tmp_path: Path) -> None:
     # Then it is refused for having no video stream
     with pytest.raises(NotAVideo, match="no video stream"):
         chunk(path, tmp_path / "out", 10.0)
+
+
+def test_garbage_behind_a_valid_mp4_index_is_not_a_video(clips: Clips, tmp_path: Path) -> None:
+    # Given a real MP4 whose first video sample was overwritten (the index still describes a video)
+    with av.open(str(clips.gop1)) as container:
+        first = next(container.demux(video=0))
+        offset, size = first.pos, first.size
+    data = bytearray(clips.gop1.read_bytes())
+    data[offset + 700 : offset + size] = b"\xff" * (size - 700)
+    source = tmp_path / "source.mp4"
+    source.write_bytes(data)
+    # When it is chunked, Then it is refused because the video does not decode
+    with pytest.raises(NotAVideo, match="video does not decode"):
+        chunk(source, tmp_path / "out", 2.0)
+
+
+def test_open_gops_are_reencoded_rather_than_cut(tmp_path: Path) -> None:
+    # Given a clip whose keyframes are open-GOP I-frames (frames after them in decode order show earlier)
+    source = make_clip(
+        tmp_path / "open-gop.mp4", seconds=3, audio=False, x264_options={"x264-params": "open-gop=1"}
+    )
+    # When it is chunked, Then it is re-encoded (a stream-copy cut would leave undecodable frames)
+    result = chunk(source, tmp_path / "out", 1.0)
+    assert result.reencoded and "open GOP at 1.00s" in result.reason
+    assert [s.frames for s in result.segments] == [24, 24, 24]
+    for segment in result.segments:
+        assert len(frame_times(segment.path)) == 24

@@ -130,3 +130,19 @@ def test_a_broken_segment_is_named(clips: Clips, tmp_path: Path) -> None:
 def test_no_segments_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="no segments"):
         reassemble([], tmp_path / "final.mp4")
+
+
+def test_an_index_that_outgrows_its_reserved_space_falls_back_to_faststart(
+    clips: Clips, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the space reserved at the start of the file for the MP4 index is (wrongly) too small
+    from storyflow_media import reassemble as module
+
+    monkeypatch.setattr(module, "_moov_reserve", lambda video, audio: None if video is None else 1000)
+    # When segments are reassembled
+    final = tmp_path / "final.mp4"
+    result = reassemble(_segments(clips.gop1, tmp_path / "s", 2.0), final, audio_source=clips.gop1)
+    # Then the file is written again with a faststart pass: complete, index first
+    assert "reserved index space was too small" in caplog.text
+    assert result.frames == len(frame_times(final)) == 144
+    assert top_level_boxes(final)[:2] == ["ftyp", "moov"]

@@ -168,3 +168,30 @@ def test_stereocrafter_orchestration_without_the_models(small_clip: Path, tmp_pa
     assert engine.hole_pixels > 0
     info, frames = probe(out)
     assert (frames, info.width, info.height) == (12, 320, 90)
+
+
+def test_variable_frame_rate_timing_is_kept(engine: DepthWarpEngine, tmp_path: Path) -> None:
+    # Given a clip whose frames are irregularly spaced (variable frame rate)
+    from fractions import Fraction
+
+    from storyflow_stereo.video import synthetic_frame
+
+    src = tmp_path / "vfr.mp4"
+    pts = [0, 400, 1200, 1300, 2500, 2600, 4000]
+    with av.open(str(src), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 72, "yuv420p"
+        stream.time_base = Fraction(1, 10000)
+        stream.codec_context.time_base = Fraction(1, 10000)
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(synthetic_frame(128, 72, i), format="bgr24")
+            frame.pts, frame.time_base = p, Fraction(1, 10000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    # When rendered, Then each output frame keeps its source time, and the duration follows the stamps
+    # (first to last, plus one average frame period for the last frame)
+    out = tmp_path / "out.mp4"
+    result = engine.render_file(src, out, StereoParams())
+    assert result.frames == len(pts)
+    assert frame_times(out) == frame_times(src)
+    assert 0.4 < result.seconds < 0.5

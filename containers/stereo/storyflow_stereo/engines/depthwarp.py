@@ -38,8 +38,8 @@ class DepthWarpEngine(Engine):
                 for frame in reader.frames_prefetched("yuv420p"):
                     assert frame.planes is not None
                     writer.write_i420(renderer.render_i420(frame.planes), frame.pts)
-                frames = writer.frames
-        return RenderResult(frames=frames, width=out_w, height=out_h, seconds=float(frames / info.rate))
+                frames, seconds = writer.frames, writer.duration
+        return RenderResult(frames=frames, width=out_w, height=out_h, seconds=seconds)
 
 
 class FrameRenderer:

@@ -243,8 +243,8 @@ class StereoCrafterEngine(Engine):
         with VideoWriter(dst, out_w, out_h, info.rate, info.time_base) as writer:
             for i, frame in enumerate(decoded):
                 writer.write(pack_side_by_side(frames[i], right[i], params.layout), frame.pts)
-            count = writer.frames
-        return RenderResult(frames=count, width=out_w, height=out_h, seconds=float(count / info.rate))
+            count, seconds = writer.frames, writer.duration
+        return RenderResult(frames=count, width=out_w, height=out_h, seconds=seconds)
 
     def estimate_depth(self, frames: np.ndarray) -> np.ndarray:
         """DepthCrafter nearness (T, H, W) in [0, 1] over the whole clip (1 = nearest)."""

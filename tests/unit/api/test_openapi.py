@@ -1,0 +1,53 @@
+"""docs/openapi.json is the API's generated document: a change to routes or models must regenerate it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from storyflow import openapi
+
+
+def test_committed_document_matches_the_code() -> None:
+    # Given the routes and models as they are  When the document is generated
+    generated = openapi.render()
+
+    # Then it is exactly the committed docs/openapi.json
+    committed = openapi.DOCUMENT.read_text() if openapi.DOCUMENT.exists() else ""
+    assert generated == committed, "docs/openapi.json is stale: run `make openapi` and commit the result"
+
+
+def test_document_describes_every_route_and_the_real_error_shape() -> None:
+    doc = openapi.document()
+    assert doc["info"]["title"] == "storyflow"
+    routes = {(method, path) for path, item in doc["paths"].items() for method in item}
+    assert routes == {
+        ("post", "/jobs"),
+        ("get", "/jobs"),
+        ("get", "/jobs/{job_id}"),
+        ("post", "/jobs/{job_id}/cancel"),
+        ("get", "/jobs/{job_id}/outputs"),
+        ("get", "/health"),
+    }
+    submit = doc["paths"]["/jobs"]["post"]
+    assert set(submit["responses"]) == {"202", "400", "413", "503"}
+    assert set(
+        submit["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
+    ) == {
+        "stereo",
+        "video",
+        "tts",
+        "story",
+    }
+    # Validation failures are answered 400 ApiError, so the document never promises Powertools' 422
+    text = json.dumps(doc)
+    assert '"422"' not in text and "HTTPValidationError" not in text
+    job_id = doc["paths"]["/jobs/{job_id}"]["get"]["parameters"][0]
+    assert job_id["schema"]["pattern"] == "^[a-z0-9][a-z0-9-]{7,63}$"
+
+
+def test_main_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None:
+    # When `python -m storyflow.openapi` runs (its main)  Then stdout is the document (`make openapi`)
+    openapi.main()
+    assert json.loads(capsys.readouterr().out) == openapi.document()
