@@ -27,6 +27,11 @@ local_app = typer.Typer(
 
 app = local_app  # the name the main CLI looks for
 
+
+@local_app.callback()
+def local() -> None:
+    """The local cloud: moto + the template's real handlers, state machines and container commands."""
+
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
 
@@ -86,6 +91,9 @@ def up(
         typer.Option(help="Local seconds per AWS second (alarm periods, rate() schedules, SQS retries)."),
     ] = 1 / 60,
     quiet: Annotated[bool, typer.Option(help="Only warnings in the log.")] = False,
+    state_file: Annotated[
+        Path | None, typer.Option(help="Where to write the state JSON (default: .storyflow/local.json).")
+    ] = None,
 ) -> None:
     """Start the local cloud, deploy the template, print how to use it; Ctrl-C or SIGTERM stops everything."""
     configure_logging(verbose=not quiet)
@@ -95,6 +103,7 @@ def up(
         region=region,
         parameters=parse_parameters(parameter or []),
         time_scale=time_scale,
+        state_file=state_file,
     )
     stop = threading.Event()
 

@@ -75,7 +75,7 @@ class LocalCloud:
             template = load_template(self.config.template)
             parameters = self.config.stack_parameters(template.get("Parameters", {}))
             self.deployment = deploy(
-                self.ctx.clients, self.config.template, self.config.stack_name, parameters
+                self.ctx.clients, self.config.template, self.config.stack_name, parameters, template
             )
             self.ctx.deployment = self.deployment
             self.ctx.code_dirs.update(self.deployment.artifacts.code_dirs)

@@ -75,10 +75,16 @@ def load_template(path: Path) -> dict[str, Any]:
     return cfn_yaml.load(path)
 
 
-def deploy(clients: Clients, template_path: Path, stack_name: str, parameters: dict[str, str]) -> Deployment:
+def deploy(
+    clients: Clients,
+    template_path: Path,
+    stack_name: str,
+    parameters: dict[str, str],
+    template: dict[str, Any] | None = None,
+) -> Deployment:
     """Create the stack and wait for CREATE_COMPLETE. `parameters` must already be final."""
     started = time.monotonic()
-    template = load_template(template_path)
+    template = template if template is not None else load_template(template_path)
     packager = Packager(template_path.resolve().parent)
     packaged = packager.package(template)
     packager.upload(clients.get("s3"))
