@@ -31,9 +31,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 
 from storyflow import __version__
+from storyflow.keys import JOB_ID_PATTERN
 from storyflow.models import JobKind, JobStatus
 
 LOCAL_STATE = Path(".storyflow") / "local.json"
@@ -329,7 +330,7 @@ def _transfer_progress(console: Console) -> Progress:
 def _when(epoch: Any) -> str:
     if not isinstance(epoch, int | float):
         return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _status(status: str) -> str:
@@ -365,6 +366,15 @@ def render_job(job: dict[str, Any], console: Console) -> None:
 
 
 # ---------------------------------------------------------------- commands
+def job_path(job_id: str, suffix: str = "") -> str:
+    """`/jobs/{job_id}{suffix}`, refusing ids that are not storyflow ids before anything is sent."""
+    if not re.fullmatch(JOB_ID_PATTERN, job_id):
+        raise CliError(
+            f"{job_id!r} is not a storyflow job id (expected e.g. stereo-20261123-0123456789ab)", 2
+        )
+    return f"/jobs/{job_id}{suffix}"
+
+
 @dataclass
 class Context:
     stack: str | None
@@ -512,7 +522,7 @@ def status(
 ) -> None:
     """Show one job: status, stage, progress, times, error and outputs."""
     try:
-        job = _ctx(ctx).client.call("GET", f"/jobs/{job_id}")
+        job = _ctx(ctx).client.call("GET", job_path(job_id))
     except CliError as error:
         raise _fail(error) from None
     if raw:
@@ -533,7 +543,8 @@ def list_jobs(
 ) -> None:
     """List jobs of one status, newest first."""
     console = _console()
-    table = Table("job", "kind", "status", "stage", "progress", "created")
+    table = Table("kind", "status", "stage", "progress", "created")
+    table.columns.insert(0, Column("job", no_wrap=True, min_width=28))  # ids are never cut
     count = 0
     try:
         while True:
@@ -575,7 +586,11 @@ def watch(
     Exit code: 0 completed, 1 failed or cancelled (the error and its cause are printed), 3 timed out.
     """
     console = _console()
-    client = _ctx(ctx).client
+    try:
+        path = job_path(job_id)
+        client = _ctx(ctx).client
+    except CliError as error:
+        raise _fail(error) from None
     deadline = time.monotonic() + timeout if timeout else None
     progress = Progress(
         SpinnerColumn(),
@@ -589,7 +604,7 @@ def watch(
         with progress:
             task = progress.add_task("watch", total=None, job=job_id, state="")
             while True:
-                job = client.call("GET", f"/jobs/{job_id}")
+                job = client.call("GET", path)
                 done = (job.get("progress") or {}).get("done", 0)
                 total = (job.get("progress") or {}).get("total", 0) or None
                 stage = job.get("stage")
@@ -621,7 +636,7 @@ def get(
     console = _console()
     target_dir = directory or Path(job_id)
     try:
-        outputs = _ctx(ctx).client.call("GET", f"/jobs/{job_id}/outputs")
+        outputs = _ctx(ctx).client.call("GET", job_path(job_id, "/outputs"))
         if not outputs["outputs"]:
             raise CliError(f"job {job_id} has no downloadable outputs")
         target_dir.mkdir(parents=True, exist_ok=True)
@@ -641,7 +656,7 @@ def get(
 def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id.")]) -> None:
     """Cancel a queued or running job (stops its execution). A finished job cannot be cancelled."""
     try:
-        job = _ctx(ctx).client.call("POST", f"/jobs/{job_id}/cancel")
+        job = _ctx(ctx).client.call("POST", job_path(job_id, "/cancel"))
     except CliError as error:
         raise _fail(error) from None
     _console().print(f"{escape(job['job_id'])} {_status(job['status'])}")

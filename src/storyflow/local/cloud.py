@@ -15,7 +15,7 @@ from storyflow.local.cfn_gaps import CloudFormationGaps
 from storyflow.local.clients import Clients
 from storyflow.local.config import LocalCloudConfig
 from storyflow.local.context import LocalContext
-from storyflow.local.deploy import Deployment, deploy, load_template
+from storyflow.local.deploy import Deployment, deploy, load_template, prepare
 from storyflow.local.programs import stack_image_programs
 from storyflow.local.server import MotoServer
 
@@ -63,6 +63,9 @@ class LocalCloud:
             _active = self
         began = time.monotonic()
         try:
+            template = load_template(self.config.template)
+            parameters = self.config.stack_parameters(template.get("Parameters", {}))
+            prepared = prepare(self.config.template, template, parameters, self.config.region)
             environ.install()
             self.server.start()
             self.ctx = LocalContext(
@@ -72,11 +75,7 @@ class LocalCloud:
                 clients=Clients(self.server.endpoint_url, self.config.region),
             )
             self._install_adapters(self.ctx)
-            template = load_template(self.config.template)
-            parameters = self.config.stack_parameters(template.get("Parameters", {}))
-            self.deployment = deploy(
-                self.ctx.clients, self.config.template, self.config.stack_name, parameters, template
-            )
+            self.deployment = deploy(self.ctx.clients, prepared, self.config.stack_name)
             self.ctx.deployment = self.deployment
             self.ctx.code_dirs.update(self.deployment.artifacts.code_dirs)
             self.ctx.image_programs.update(

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import sys
+import threading
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,20 +79,47 @@ def load_template(path: Path) -> dict[str, Any]:
     return cfn_yaml.load(path)
 
 
-def deploy(
-    clients: Clients,
-    template_path: Path,
-    stack_name: str,
-    parameters: dict[str, str],
-    template: dict[str, Any] | None = None,
-) -> Deployment:
-    """Create the stack and wait for CREATE_COMPLETE. `parameters` must already be final."""
-    started = time.monotonic()
-    template = template if template is not None else load_template(template_path)
+@dataclass
+class Prepared:
+    """A packaged template whose SAM transform may still be running (in a forked process)."""
+
+    template: dict[str, Any]
+    parameters: dict[str, str]
+    packager: Packager
+    _transformed: Future[dict[str, Any]] | dict[str, Any]
+
+    def transformed(self) -> dict[str, Any]:
+        if isinstance(self._transformed, dict):
+            return self._transformed
+        try:
+            return self._transformed.result()
+        except Exception as error:
+            raise DeployError(f"SAM transform failed: {error}") from error
+
+
+def prepare(template_path: Path, template: dict[str, Any], parameters: dict[str, str], region: str) -> Prepared:
+    """Package the local artifacts (content-addressed keys, no S3 needed yet) and start the SAM transform.
+
+    On Linux the transform runs in a forked process, so it overlaps moto's (long) import in this one.
+    """
     packager = Packager(template_path.resolve().parent)
     packaged = packager.package(template)
+    transformed: Future[dict[str, Any]] | dict[str, Any]
+    if sys.platform == "linux" and threading.active_count() == 1:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+        transformed = pool.submit(sam_transform, packaged, parameters, region)
+        pool.shutdown(wait=False)
+    else:
+        transformed = sam_transform(packaged, parameters, region)
+    return Prepared(template, parameters, packager, transformed)
+
+
+def deploy(clients: Clients, prepared: Prepared, stack_name: str) -> Deployment:
+    """Upload the artifacts, create the stack and wait for CREATE_COMPLETE."""
+    started = time.monotonic()
+    packager, parameters, template = prepared.packager, prepared.parameters, prepared.template
     packager.upload(clients.get("s3"))
-    transformed = sam_transform(packaged, parameters, clients.region)
+    transformed = prepared.transformed()
 
     cloudformation = clients.get("cloudformation")
     response = cloudformation.create_stack(
