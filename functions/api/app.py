@@ -157,6 +157,14 @@ def unsupported_content_type(error: RequestUnsupportedContentType) -> Response[a
     )
 
 
+@app.exception_handler(Exception)
+def unexpected_error(error: Exception) -> Response[api.ApiError]:
+    """A bug or an AWS failure: logged with its traceback, answered 500 without internals."""
+    logger.exception("unhandled error", extra={"error": type(error).__name__})
+    request_id = app.current_event.request_context.request_id
+    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error (request {request_id})")
+
+
 @app.not_found
 def not_found(error: NotFoundError) -> Response[api.ApiError]:
     return _error(HTTPStatus.NOT_FOUND, f"no route {app.current_event.http_method} {app.current_event.path}")

@@ -19,6 +19,7 @@ import requests
 import typer
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -327,10 +328,10 @@ def _transfer_progress(console: Console) -> Progress:
 
 
 # ---------------------------------------------------------------- rendering
-def _when(epoch: Any) -> str:
+def _when(epoch: Any, short: bool = False) -> str:
     if not isinstance(epoch, int | float):
         return "-"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S UTC")
 
 
 def _status(status: str) -> str:
@@ -543,8 +544,16 @@ def list_jobs(
 ) -> None:
     """List jobs of one status, newest first."""
     console = _console()
-    table = Table("kind", "status", "stage", "progress", "created")
-    table.columns.insert(0, Column("job", no_wrap=True, min_width=28))  # ids are never cut
+    table = Table(
+        Column("job", no_wrap=True),  # ids are never cut (and start with the kind)
+        Column("status", no_wrap=True),
+        Column("stage", overflow="fold"),
+        "progress",
+        Column("created (UTC)", no_wrap=True),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     count = 0
     try:
         while True:
@@ -555,11 +564,10 @@ def list_jobs(
                 count += 1
                 table.add_row(
                     escape(job["job_id"]),
-                    escape(job["kind"]),
                     _status(job["status"]),
                     escape(job.get("stage") or "-"),
                     _progress_text(job),
-                    _when(job.get("created_at")),
+                    _when(job.get("created_at"), short=True),
                 )
             next_token = page.get("next")
             if not (all_pages and next_token):

@@ -52,11 +52,17 @@ def make_clip(
     keyframe_seconds: float = 2,
     audio: bool = True,
     tone_hz: float = 440.0,
+    variable_frame_rate: bool = False,
 ) -> Path:
-    """Write an H.264 (+ AAC) MP4 with keyframes every `keyframe_seconds` (odd sizes are allowed)."""
+    """Write an H.264 (+ AAC) MP4 with keyframes every `keyframe_seconds` (odd sizes are allowed).
+
+    `variable_frame_rate` alternates frame durations of 0.8 and 1.2 frame periods (same mean rate).
+    """
     frames = round(seconds * fps)
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=fps)
+        if variable_frame_rate:
+            video.codec_context.time_base = Fraction(1, fps * 10)
         video.width, video.height = width, height
         video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         gop = max(1, round(keyframe_seconds * fps))
@@ -66,7 +72,11 @@ def make_clip(
         sample = 0
         for index in range(frames):
             frame = av.VideoFrame.from_ndarray(scene.frame(index), format="rgb24")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
+            if variable_frame_rate:
+                frame.time_base = Fraction(1, fps * 10)
+                frame.pts = index * 10 - (2 if index % 2 else 0)
+            else:
+                frame.pts, frame.time_base = index, Fraction(1, fps)
             container.mux(video.encode(frame))
             while astream is not None and sample < (index + 1) * 48000 / fps:
                 n = 1024

@@ -147,15 +147,21 @@ def test_status_raw_is_the_job_json(api: ApiServer, store: JobStore) -> None:
     assert json.loads(result.stdout)["job_id"] == JOB  # stdout alone: stray log noise goes to stderr
 
 
-@pytest.mark.parametrize(
-    ("job_id", "expected"),
-    [("video-20261123-ffffffffffff", "404"), ("NOT_AN_ID", "400 [job_id]")],
-)
-def test_status_of_a_missing_or_malformed_job_fails(api: ApiServer, job_id: str, expected: str) -> None:
-    # Given no such job  When asked  Then exit 1 with the API's reason
-    result = run(api, "status", job_id)
+def test_status_of_a_missing_job_fails(api: ApiServer) -> None:
+    # Given no such job  When asked  Then exit 1 with the API's 404 reason
+    result = run(api, "status", "video-20261123-ffffffffffff")
     assert result.exit_code == 1
-    assert expected in result.output
+    assert "404 [job_id]" in result.output and "not found" in result.output
+
+
+@pytest.mark.parametrize("command", ["status", "watch", "get", "cancel"])
+@pytest.mark.parametrize("job_id", ["../x", "NOT_AN_ID", "a/b-12345678"])
+def test_malformed_job_ids_are_refused_before_any_request(api: ApiServer, command: str, job_id: str) -> None:
+    # Given an id that is not a storyflow id  When any job command gets it  Then a usage error, no request
+    result = run(api, command, job_id)
+    assert result.exit_code == 2, result.output
+    assert "not a storyflow job id" in result.output
+    assert api.requests == []
 
 
 def test_list_shows_newest_first_and_offers_the_next_page(

@@ -493,6 +493,20 @@ class CloudFormationGaps:
             return name.lower() if resource_type in LOWERCASE_NAMES else name
 
         self.patches.set(parsing, "generate_resource_name", generate_resource_name)
+
+        from moto.cloudformation.models import Stack
+
+        original_parse: Any = Stack.parse_template
+
+        def parse_template(template: str) -> dict[str, Any]:
+            # moto reads every template with pure-Python YAML first (a second per large JSON template).
+            try:
+                parsed: dict[str, Any] = json.loads(template)
+                return parsed
+            except ValueError:
+                return dict(original_parse(template))
+
+        self.patches.set(Stack, "parse_template", staticmethod(parse_template))
         self._physical_ids()
         self.patches.set(RestAPI, "create_from_cloudformation_json", classmethod(create_rest_api))
         self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)

@@ -288,3 +288,20 @@ def test_responses_carry_json_content_type(call_api: Call) -> None:
     # Given any route  When it answers  Then the body is declared JSON
     result = call_api(load_event("api_health"))
     assert result.headers.get("Content-Type", "").startswith("application/json")
+
+
+def test_an_unexpected_error_is_a_json_500_without_internals(
+    call_api: Call, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch, api_module: Any
+) -> None:
+    # Given a failure nobody anticipated inside the service layer
+    def broken(job_id: str, settings: Any) -> None:
+        raise RuntimeError("secret table name and a stack trace")
+
+    monkeypatch.setattr(api_module.api, "get_job", broken)
+
+    # When a job is fetched  Then 500 {"message", "field"} naming the request, not the internals
+    result = call_api(with_job_id(load_event("api_get_job"), "video-20261123-0123456789ab"))
+    assert result.status == 500
+    assert "secret" not in result.body["message"]
+    assert result.body["field"] is None
+    assert result.body["message"].startswith("internal error (request ")
