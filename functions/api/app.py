@@ -7,7 +7,7 @@ from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -74,7 +74,7 @@ def _error(status: int, message: str, field: str | None = None) -> Response[api.
 def submit_job(
     request: Annotated[JobRequest, Body(description="The job: `kind` picks the parameters.")],
 ) -> Response[JobAccepted]:
-    api.check_body_size(app.current_event.body, app.current_event.is_base64_encoded)
+    api.check_body_size(app.current_event.body, bool(app.current_event.is_base64_encoded))
     accepted = api.submit_job(request, Settings.from_env())
     return Response(
         status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted
@@ -160,6 +160,8 @@ def unsupported_content_type(error: RequestUnsupportedContentType) -> Response[a
 @app.exception_handler(Exception)
 def unexpected_error(error: Exception) -> Response[api.ApiError]:
     """A bug or an AWS failure: logged with its traceback, answered 500 without internals."""
+    if isinstance(error, ServiceError):  # Powertools' own HTTP errors keep their status
+        return _error(error.status_code, str(error.msg))
     logger.exception("unhandled error", extra={"error": type(error).__name__})
     request_id = app.current_event.request_context.request_id
     return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error (request {request_id})")

@@ -18,6 +18,9 @@ import pytest
 from storyflow.local import LocalCloud, LocalCloudConfig
 
 ROOT = Path(__file__).resolve().parents[2]
+# A stereo job whose segment 00001 the stereo engine fails on (contract: STEREO_FAIL_INPUT_SUBSTRING).
+FAULTY_STEREO_JOB = "st-faulty-0000000001"
+CONTAINER_ENVIRONMENT = {"STEREO_FAIL_INPUT_SUBSTRING": f"{FAULTY_STEREO_JOB}/00001"}
 TEMPLATE = ROOT / "template.yaml"
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -40,5 +43,6 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
     if not TEMPLATE.is_file():
         pytest.skip(f"{TEMPLATE} does not exist yet: nothing to deploy")
     state = tmp_path_factory.mktemp("local-cloud") / "local.json"
-    with LocalCloud(LocalCloudConfig(template=TEMPLATE, state_file=state)) as cloud:
+    config = LocalCloudConfig(template=TEMPLATE, state_file=state, container_environment=CONTAINER_ENVIRONMENT)
+    with LocalCloud(config) as cloud:
         yield cloud

@@ -47,12 +47,17 @@ class LocalCloudConfig:
     sqs_poll_seconds: float = 0.05
     # Lambda: cap on a function's Timeout (None = the template's value).
     lambda_timeout_cap_seconds: float | None = None
+    # Packages every function imports afresh (its own module state, as in its own process).
+    lambda_isolated_packages: tuple[str, ...] = ("storyflow",)
     # ECS: seconds between SIGTERM and SIGKILL on StopTask (ECS default 30 s).
     ecs_stop_timeout_seconds: float = 30.0
     # SageMaker: how long a model server may take to answer /ping with 200.
     sagemaker_ping_timeout_seconds: float = 120.0
     # Image repository name -> local argv (overrides the image-name -> console-script rule).
     image_commands: dict[str, list[str]] = field(default_factory=dict)
+    # Extra environment for every local container process (ECS tasks, model servers), over the
+    # template's: local-only switches such as fault injection in tests.
+    container_environment: dict[str, str] = field(default_factory=dict)
     # Directory searched first for container programs (default: the running interpreter's bin dir).
     bin_dir: Path | None = None
     state_file: Path | None = None

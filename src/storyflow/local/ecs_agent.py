@@ -135,6 +135,7 @@ class TaskRun:
                     "AWS_EXECUTION_ENV": "AWS_ECS_FARGATE",
                     "ECS_TASK_ARN": self.task.task_arn,
                     **proc.plan.environment,
+                    **ctx.config.container_environment,
                 }
                 log.info("[%s] $ %s", self._prefix(proc), " ".join(proc.plan.argv))
                 try:

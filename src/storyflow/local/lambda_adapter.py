@@ -30,7 +30,12 @@ ASYNC_RETRY_DELAYS = (60.0, 120.0)
 class LambdaAdapter:
     def __init__(self, ctx: LocalContext) -> None:
         self.ctx = ctx
-        self.runtime = LambdaRuntime(ctx.environment, ctx.config.lambda_timeout_cap_seconds, self._printed)
+        self.runtime = LambdaRuntime(
+            ctx.environment,
+            ctx.config.lambda_timeout_cap_seconds,
+            self._printed,
+            ctx.config.lambda_isolated_packages,
+        )
         self._extracted: dict[str, Path] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._lock = threading.Lock()

@@ -79,8 +79,17 @@ class HandlerError(Exception):
         self.error_type = error_type
 
 
+def _isolated(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages) and not name.startswith("storyflow.local")
+
+
 class HandlerLoader:
-    def __init__(self) -> None:
+    """Imports handlers. The `isolated` packages (default: the project's `storyflow`) are imported afresh
+    for each function, as if each function had its own process: module-level state (Powertools
+    Logger/Metrics with the function's service name, cached clients and settings) is never shared."""
+
+    def __init__(self, isolated: tuple[str, ...] = ("storyflow",)) -> None:
+        self.isolated = isolated
         self._modules: dict[tuple[str, Path, str], ModuleType] = {}
         self._lock = threading.Lock()
 
@@ -103,8 +112,7 @@ class HandlerLoader:
             )
         return handler  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _import(spec: FunctionSpec, module_path: str) -> ModuleType:
+    def _import(self, spec: FunctionSpec, module_path: str) -> ModuleType:
         relative = Path(*module_path.replace("/", ".").split("."))
         candidates = [spec.code_dir / relative.with_suffix(".py"), spec.code_dir / relative / "__init__.py"]
         source = next((c for c in candidates if c.is_file()), None)
@@ -121,6 +129,9 @@ class HandlerLoader:
         code_dir = str(spec.code_dir)
         sys.path.insert(0, code_dir)  # siblings of the handler import like in /var/task
         sys.modules[unique] = module
+        shared = {name: mod for name, mod in list(sys.modules.items()) if _isolated(name, self.isolated)}
+        for name in shared:
+            sys.modules.pop(name, None)
         try:
             with environ.overlay(function_environment(spec, "init")):
                 module_spec.loader.exec_module(module)
@@ -132,6 +143,9 @@ class HandlerLoader:
         finally:
             with contextlib.suppress(ValueError):
                 sys.path.remove(code_dir)
+            for name in [n for n in list(sys.modules) if _isolated(n, self.isolated)]:
+                sys.modules.pop(name, None)  # this function's own copies stay referenced by its module
+            sys.modules.update(shared)
         return module
 
     def forget(self) -> None:
@@ -180,11 +194,12 @@ class LambdaRuntime:
         base_environment: Mapping[str, str],
         timeout_cap: float | None = None,
         on_output: OutputSink | None = None,
+        isolated_packages: tuple[str, ...] = ("storyflow",),
     ) -> None:
         self.base_environment = dict(base_environment)
         self.timeout_cap = timeout_cap
         self.on_output = on_output  # gets what the handler printed (e.g. EMF metrics)
-        self.loader = HandlerLoader()
+        self.loader = HandlerLoader(isolated_packages)
 
     def invoke(self, spec: FunctionSpec, event: Any, request_id: str | None = None) -> Result:
         request_id = request_id or str(uuid.uuid4())

@@ -317,6 +317,7 @@ class SageMakerAdapter:
                     "PYTHONUNBUFFERED": "1",
                     "PATH": child_path(self.ctx.bin_dir),
                     **{k: str(v) for k, v in (container.get("Environment") or {}).items()},
+                    **self.ctx.config.container_environment,
                 }
                 server = ModelServer(
                     endpoint_name,

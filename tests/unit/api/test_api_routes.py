@@ -305,3 +305,15 @@ def test_an_unexpected_error_is_a_json_500_without_internals(
     assert "secret" not in result.body["message"]
     assert result.body["field"] is None
     assert result.body["message"].startswith("internal error (request ")
+
+
+def test_a_base64_encoded_body_is_accepted(
+    call_api: Call, stack: dict[str, Any], state_machines: dict[str, str]
+) -> None:
+    # Given the video event with its body base64-encoded (API Gateway does this for binary media types)
+    event = load_event("api_submit_video")
+    event["body"] = base64.b64encode(event["body"].encode()).decode()
+    event["isBase64Encoded"] = True
+
+    # When handled  Then it is decoded and accepted like the plain one
+    assert call_api(event).status == 202

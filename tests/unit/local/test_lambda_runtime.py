@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -94,3 +95,26 @@ def test_the_overlay_isolates_threads() -> None:
         assert "ONLY_HERE" not in os.environ
     finally:
         environ.uninstall()
+
+
+def test_each_function_gets_its_own_copy_of_isolated_packages(tmp_path: Path) -> None:
+    # Given a shared package with module-level state read from the environment at import time
+    shared = tmp_path / "lib" / "sharedpkg"
+    shared.mkdir(parents=True)
+    (shared / "__init__.py").write_text("import os\nSERVICE = os.environ.get('SERVICE')\n")
+    source = "import sharedpkg\ndef handler(e, c):\n    return sharedpkg.SERVICE\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    specs = [_spec(tmp_path / d, source, name=d, environment={"SERVICE": d}) for d in ("a", "b")]
+    sys.path.insert(0, str(tmp_path / "lib"))
+    environ.install()
+    try:
+        runtime = LambdaRuntime({}, isolated_packages=("sharedpkg",))
+        # When two functions import it
+        results = [json.loads(runtime.invoke(spec, {}).payload) for spec in specs]
+    finally:
+        environ.uninstall()
+        sys.path.remove(str(tmp_path / "lib"))
+    # Then each saw the state of its own import, as in separate processes
+    assert results == ["a", "b"]
+    assert "sharedpkg" not in sys.modules
