@@ -43,6 +43,8 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
     if not TEMPLATE.is_file():
         pytest.skip(f"{TEMPLATE} does not exist yet: nothing to deploy")
     state = tmp_path_factory.mktemp("local-cloud") / "local.json"
-    config = LocalCloudConfig(template=TEMPLATE, state_file=state, container_environment=CONTAINER_ENVIRONMENT)
+    config = LocalCloudConfig(
+        template=TEMPLATE, state_file=state, container_environment=CONTAINER_ENVIRONMENT
+    )
     with LocalCloud(config) as cloud:
         yield cloud

@@ -32,6 +32,7 @@ app = local_app  # the name the main CLI looks for
 def local() -> None:
     """The local cloud: moto + the template's real handlers, state machines and container commands."""
 
+
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
 

@@ -97,7 +97,9 @@ class Prepared:
             raise DeployError(f"SAM transform failed: {error}") from error
 
 
-def prepare(template_path: Path, template: dict[str, Any], parameters: dict[str, str], region: str) -> Prepared:
+def prepare(
+    template_path: Path, template: dict[str, Any], parameters: dict[str, str], region: str
+) -> Prepared:
     """Package the local artifacts (content-addressed keys, no S3 needed yet) and start the SAM transform.
 
     On Linux the transform runs in a forked process, so it overlaps moto's (long) import in this one.

@@ -80,7 +80,9 @@ class HandlerError(Exception):
 
 
 def _isolated(name: str, packages: tuple[str, ...]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in packages) and not name.startswith("storyflow.local")
+    return any(name == p or name.startswith(p + ".") for p in packages) and not name.startswith(
+        "storyflow.local"
+    )
 
 
 class HandlerLoader:

@@ -167,6 +167,68 @@ def _ecs_build_sync_resolver(
     return resolve
 
 
+def exceeds_tolerance(failed: int, total: int, tolerated_count: int, tolerated_percentage: float) -> bool:
+    """Whether a Map Run failed: with no tolerance set any failure does; with one or both set, exceeding
+    either does (moto cannot tell "unset" from 0, so 0 counts as unset when the other one is set)."""
+    if failed == 0:
+        return False
+    if not tolerated_count and not tolerated_percentage:
+        return True
+    over_count = bool(tolerated_count) and failed > tolerated_count
+    over_percentage = (
+        bool(tolerated_percentage) and total > 0 and 100.0 * failed / total > tolerated_percentage
+    )
+    return over_count or over_percentage
+
+
+def _map_run_with_tolerance(original: Callable[..., None]) -> Callable[..., None]:
+    """moto's Distributed Map succeeds whatever its items do (the null output stands for a failed item);
+    AWS fails the Map with States.ExceedToleratedFailureThreshold past the tolerated failures."""
+
+    def _map_run(self: Any, env: Any, eval_input: Any) -> None:
+        from moto.stepfunctions.parser.api import HistoryEventType
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+            FailureEvent,
+            FailureEventException,
+        )
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+            StatesErrorName,
+        )
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+            StatesErrorNameType,
+        )
+        from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+        original(self, env, eval_input)
+        record = eval_input.map_run_record
+        items = record.item_counter
+        failed = items.failed.get() + items.timed_out.get() + items.aborted.get()
+        if not exceeds_tolerance(
+            failed,
+            items.total.get(),
+            int(record.tolerated_failure_count or 0),
+            float(record.tolerated_failure_percentage or 0.0),
+        ):
+            return
+        env.stack.pop()  # the outputs
+        error = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+        raise FailureEventException(
+            FailureEvent(
+                env=env,
+                error_name=StatesErrorName(typ=error),
+                event_type=HistoryEventType.MapRunFailed,
+                event_details=EventDetails(  # type: ignore[typeddict-item]
+                    mapRunFailedEventDetails={
+                        "error": error.to_name(),
+                        "cause": "The specified tolerated failure threshold was exceeded",
+                    }
+                ),
+            )
+        )
+
+    return _map_run
+
+
 def normalise_definition(definition: str) -> str:
     """ASL that AWS accepts but moto's grammar rejects: an integer `ToleratedFailurePercentage`."""
     try:
@@ -205,15 +267,18 @@ class StepFunctionsAdapter:
         assert self.lambdas is not None
         name = str(parameters.get("FunctionName", ""))
         try:
-            fn = lambda_backends[self.ctx.account_id][region]._lambdas.get_function_by_name_or_arn_with_qualifier(
-                name, parameters.get("Qualifier")
-            )
+            fn = lambda_backends[self.ctx.account_id][
+                region
+            ]._lambdas.get_function_by_name_or_arn_with_qualifier(name, parameters.get("Qualifier"))
         except Exception as error:
-            raise ClientError(
-                {"Error": {"Code": "ResourceNotFoundException", "Message": f"Function not found: {name} ({error})"},
-                 "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": str(uuid.uuid4())}},
-                "Invoke",
-            ) from error
+            response: Any = {
+                "Error": {
+                    "Code": "ResourceNotFoundException",
+                    "Message": f"Function not found: {name} ({error})",
+                },
+                "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": str(uuid.uuid4())},
+            }
+            raise ClientError(response, "Invoke") from error
         raw = parameters.get("Payload")
         event = json.loads(raw) if raw else {}
         if parameters.get("InvocationType") == "Event":
@@ -224,10 +289,10 @@ class StepFunctionsAdapter:
             payload: Any = json.loads(result.payload)
         except ValueError:
             payload = result.payload
-        response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
+        answer: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": payload}
         if result.errored:
-            response["FunctionError"] = "Unhandled"
-        return response
+            answer["FunctionError"] = "Unhandled"
+        return answer
 
     def client_for(self, region: str, service: str, state_credentials: Any = None) -> Any:
         return self.ctx.clients.get(_boto_service_name(service), region, validate=False, retries=False)
@@ -245,6 +310,15 @@ class StepFunctionsAdapter:
         from moto.stepfunctions.responses import StepFunctionResponse
 
         patches = self.ctx.patches
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
+            DistributedIterationComponent,
+        )
+
+        patches.set(
+            DistributedIterationComponent,
+            "_map_run",
+            _map_run_with_tolerance(DistributedIterationComponent._map_run),
+        )
         if self.lambdas is not None:
             from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 

@@ -97,3 +97,59 @@ def test_start_sync_execution(app_cloud: LocalCloud) -> None:
     )
     assert response["status"] == "SUCCEEDED"
     assert json.loads(response["output"]) == {"step": 3}
+
+
+def test_a_failed_item_fails_the_distributed_map_like_aws(app_cloud: LocalCloud) -> None:
+    # Given a Distributed Map whose item 2 fails (no tolerated failures)
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                    "StartAt": "C",
+                    "States": {
+                        "C": {
+                            "Type": "Choice",
+                            "Choices": [{"Variable": "$", "NumericEquals": 2, "Next": "F"}],
+                            "Default": "P",
+                        },
+                        "F": {"Type": "Fail", "Error": "Boom", "Cause": "item 2"},
+                        "P": {"Type": "Pass", "End": True},
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
+    sfn = app_cloud.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="map-fails", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )["stateMachineArn"]
+    # When it runs, Then the Map fails with AWS's error (moto: succeeds with a null output)
+    result = run_execution(app_cloud, arn, {"items": [1, 2, 3]})
+    assert result["status"] == "FAILED"
+    assert result["error"] == "States.ExceedToleratedFailureThreshold"
+
+
+def test_tolerated_failure_rules() -> None:
+    from storyflow.local.stepfunctions import exceeds_tolerance
+
+    assert not exceeds_tolerance(0, 10, 0, 0.0)
+    assert exceeds_tolerance(1, 10, 0, 0.0)
+    assert not exceeds_tolerance(1, 10, 1, 0.0)
+    assert exceeds_tolerance(2, 10, 1, 0.0)
+    assert not exceeds_tolerance(2, 10, 0, 20.0)
+    assert exceeds_tolerance(3, 10, 0, 20.0)
+    assert exceeds_tolerance(3, 10, 5, 20.0)
+
+
+def test_definite_jsonpaths_give_one_value() -> None:
+    from storyflow.local.stepfunctions import extract_json
+
+    data = {"Containers": [{"ExitCode": 3}], "a": [1, 2]}
+    assert extract_json("$.Containers[0].ExitCode", data) == 3
+    assert extract_json("$.a[*]", data) == [1, 2]
+    assert extract_json("$.a[1:]", data) == [2]
