@@ -25,11 +25,16 @@ def api(cloud: LocalCloud, method: str, path: str, **kwargs: Any) -> Any:
 
 
 def wait_finished(cloud: LocalCloud, job_id: str) -> dict[str, Any]:
+    """Poll until the job finishes; a direct S3 upload's job appears only once its event is handled."""
     deadline = time.monotonic() + TIMEOUT
+    job: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        job: dict[str, Any] = api(cloud, "GET", f"/jobs/{job_id}")
-        if job["status"] in {"completed", "failed", "cancelled"}:
-            return job
+        response = requests.get(f"{cloud.api_url}/jobs/{job_id}", timeout=30)
+        if response.status_code != 404:
+            job = response.json()
+            assert response.status_code == 200, job
+            if job["status"] in {"completed", "failed", "cancelled"}:
+                return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish in {TIMEOUT}s: {job}")
 

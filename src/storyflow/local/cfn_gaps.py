@@ -370,6 +370,71 @@ class CloudFormationGaps:
         self.patches = patches
         self.recorded: dict[str, type[LocalResource]] = {}
 
+    def _vpcs(self) -> None:
+        """moto's CloudFormation drops EnableDnsHostnames/EnableDnsSupport (awsvpc tasks need the first)."""
+        from moto.ec2.models.vpcs import VPC
+
+        original: Any = VPC.create_from_cloudformation_json
+
+        def create_vpc(
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
+            vpc = original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            props = cloudformation_json.get("Properties", {})
+            if "EnableDnsHostnames" in props:
+                vpc.enable_dns_hostnames = _bool(props["EnableDnsHostnames"])
+            if "EnableDnsSupport" in props:
+                vpc.enable_dns_support = _bool(props["EnableDnsSupport"])
+            return vpc
+
+        self.patches.set(VPC, "create_from_cloudformation_json", classmethod(create_vpc))
+
+    def _task_definitions(self) -> None:
+        """moto's CloudFormation registers task definitions with family, containers, volumes and memory
+        only: NetworkMode (awsvpc), RequiresCompatibilities, Cpu and the roles are dropped."""
+        from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+        from moto.ecs.models import TaskDefinition, ecs_backends
+
+        def create_task_definition(
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: dict[str, Any],
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
+            props = cloudformation_json["Properties"]
+            return ecs_backends[account_id][region_name].register_task_definition(
+                family=props.get("Family", resource_name),
+                container_definitions=remap_nested_keys(
+                    props.get("ContainerDefinitions", []), pascal_to_camelcase
+                ),
+                volumes=remap_nested_keys(props.get("Volumes", []), pascal_to_camelcase),
+                network_mode=props.get("NetworkMode"),
+                requires_compatibilities=props.get("RequiresCompatibilities"),
+                cpu=props.get("Cpu"),
+                memory=props.get("Memory"),
+                task_role_arn=props.get("TaskRoleArn"),
+                execution_role_arn=props.get("ExecutionRoleArn"),
+                ephemeral_storage=remap_nested_keys(props["EphemeralStorage"], pascal_to_camelcase)
+                if "EphemeralStorage" in props
+                else None,
+                runtime_platform=remap_nested_keys(props["RuntimePlatform"], pascal_to_camelcase)
+                if "RuntimePlatform" in props
+                else None,
+            )
+
+        self.patches.set(
+            TaskDefinition, "create_from_cloudformation_json", classmethod(create_task_definition)
+        )
+
     def _physical_ids(self) -> None:
         """`Ref` of these returns moto's Python object (their models lack physical_resource_id)."""
         from moto.awslambda.models import LambdaVersion, LayerVersion
@@ -508,6 +573,8 @@ class CloudFormationGaps:
 
         self.patches.set(Stack, "parse_template", staticmethod(parse_template))
         self._physical_ids()
+        self._task_definitions()
+        self._vpcs()
         self.patches.set(RestAPI, "create_from_cloudformation_json", classmethod(create_rest_api))
         self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)
         self.patches.set(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))

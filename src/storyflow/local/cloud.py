@@ -150,7 +150,10 @@ class LocalCloud:
         return result
 
     def stop(self) -> None:
+        """Stop every thread and process, undo every patch, free the ports, forget moto's state."""
         global _active
+        if self.ctx is not None:
+            self.ctx.dispatcher.stop()  # loops and timers first; deliveries under way may finish
         for adapter in reversed(self.adapters):
             stopper = getattr(adapter, "stop", None)
             if stopper is not None:
@@ -159,7 +162,6 @@ class LocalCloud:
                 except Exception:
                     log.exception("stopping %s failed", type(adapter).__name__)
         if self.ctx is not None:
-            self.ctx.dispatcher.stop()
             self.ctx.patches.undo()
         self.server.stop()
         environ.uninstall()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 log = logging.getLogger("storyflow.local")
@@ -18,6 +18,7 @@ class Dispatcher:
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._timers: set[threading.Timer] = set()
+        self._futures: set[Future[Any]] = set()
         self._lock = threading.Lock()
 
     def submit(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any] | None:
@@ -33,9 +34,17 @@ class Dispatcher:
                 return None
 
         try:
-            return self._executor.submit(run)
+            future = self._executor.submit(run)
         except RuntimeError:  # shut down
             return None
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._futures.discard(future)
 
     def later(self, seconds: float, what: str, fn: Callable[..., Any], *args: Any) -> None:
         """Submit `fn` after `seconds` (unless stopping by then)."""
@@ -66,12 +75,15 @@ class Dispatcher:
         thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loops and timers; let deliveries under way finish (for up to `timeout`)."""
         self.stopping.set()
         with self._lock:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
+            pending = list(self._futures)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        wait([f for f in pending if not f.cancelled()], timeout=timeout)

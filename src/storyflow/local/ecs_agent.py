@@ -289,6 +289,8 @@ class EcsAgent:
             capacity_provider_strategy: Any = None,
         ) -> Any:
             # Every task runs on this machine: place it like Fargate (no container instances needed).
+            if networking_configuration and "awsvpcConfiguration" in networking_configuration:
+                networking_configuration["awsvpcConfiguration"].setdefault("securityGroups", [])
             tasks = original_run(
                 backend,
                 cluster_str,
@@ -305,6 +307,7 @@ class EcsAgent:
             )
             definition = backend.describe_task_definition(task_definition_str)
             for task in tasks:
+                _local_address(task, networking_configuration)
                 task.launch_type = launch_type or ("" if capacity_provider_strategy else "FARGATE")
                 if capacity_provider_strategy:
                     task.capacity_provider_name = capacity_provider_strategy[0].get("capacityProvider")
@@ -330,7 +333,11 @@ class EcsAgent:
             )
             return {"CPU": cpu, "MEMORY": memory, "PORTS": [], "PORTS_UDP": []}
 
+        from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
         patches = self.ctx.patches
+        # moto's Task reads eni.private_dns_name, which only exists in a VPC with DNS hostnames.
+        patches.set(NetworkInterface, "private_dns_name", None)
         patches.set(EC2ContainerServiceBackend, "run_task", run_task)
         patches.set(EC2ContainerServiceBackend, "stop_task", stop_task)
         patches.set(
@@ -411,6 +418,20 @@ class EcsAgent:
         for run in runs:
             run.done.wait(5.0)
         state_manager.unset_transition("ecs::task")
+
+
+def _local_address(task: Any, networking_configuration: dict[str, Any] | None) -> None:
+    """An awsvpc task with a public IP gets 127.0.0.1 on its ENI: its containers listen on this machine."""
+    config = (networking_configuration or {}).get("awsvpcConfiguration") or {}
+    if config.get("assignPublicIp") != "ENABLED":
+        return
+    from moto.ec2.models import ec2_backends
+
+    for attachment in task.attachments:
+        for detail in attachment.get("details", []):
+            if detail.get("name") == "networkInterfaceId":
+                backend = ec2_backends[task._account_id][task.region_name]
+                backend.get_network_interface(detail["value"]).public_ip = "127.0.0.1"
 
 
 def _container(container_cls: Any, definition: Any, container_definition: dict[str, Any]) -> Any:

@@ -42,19 +42,17 @@ def test_an_alarm_breach_reaches_its_sns_subscriber_and_recovers_on_data(app_clo
 
 
 def test_set_alarm_state_publishes_the_actions(app_cloud: LocalCloud) -> None:
+    # When the alarm's state is set by hand (moto: stored, nothing published)
     cloudwatch = app_cloud.client("cloudwatch")
     name = app_cloud.outputs["AlarmName"]
-    before = len(_alarm_messages(app_cloud, "INSUFFICIENT_DATA")) + len(_alarm_messages(app_cloud, "OK"))
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="manual")
-    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="manual")
-    assert wait_for(
-        lambda: (
-            len(_alarm_messages(app_cloud, "OK")) + len(_alarm_messages(app_cloud, "INSUFFICIENT_DATA"))
-            > before
-            or None
-        ),
-        timeout=10,
+    current = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"]
+    target = "OK" if current != "OK" else "ALARM"
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue=target, StateReason="set by the test")
+    # Then the new state's actions got the AWS alarm message with that reason
+    messages = wait_for(
+        lambda: [m for m in _alarm_messages(app_cloud, target) if m["NewStateReason"] == "set by the test"]
     )
+    assert messages[0]["OldStateValue"] == current
 
 
 def test_decisions() -> None:

@@ -46,12 +46,24 @@ def test_run_task_and_stop_task_through_the_api(app_cloud: LocalCloud) -> None:
         taskDefinition=app_cloud.outputs["TaskDefinitionArn"],
         launchType="FARGATE",
         overrides={"containerOverrides": [{"name": "worker", "command": ["--sleep", "30"]}]},
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [app_cloud.outputs["SubnetId"]], "assignPublicIp": "ENABLED"}
+        },
     )["tasks"][0]
 
     def status() -> str:
         return str(ecs.describe_tasks(cluster=cluster, tasks=[task["taskArn"]])["tasks"][0]["lastStatus"])
 
     wait_for(lambda: status() == "RUNNING")
+    # Then its awsvpc ENI answers with this machine's address (its containers listen here)
+    described = ecs.describe_tasks(cluster=cluster, tasks=[task["taskArn"]])["tasks"][0]
+    eni = next(
+        d["value"] for d in described["attachments"][0]["details"] if d["name"] == "networkInterfaceId"
+    )
+    interface = app_cloud.client("ec2").describe_network_interfaces(NetworkInterfaceIds=[eni])[
+        "NetworkInterfaces"
+    ][0]
+    assert interface["Association"]["PublicIp"] == "127.0.0.1"
     # When it is stopped
     ecs.stop_task(cluster=cluster, task=task["taskArn"], reason="no longer needed")
     # Then the process got SIGTERM and the task is STOPPED with the user's reason and the exit code
