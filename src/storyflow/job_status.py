@@ -17,7 +17,7 @@ from storyflow.settings import Settings
 
 EVENT_SOURCE = "storyflow.jobs"
 CONTAINER_ERROR = re.compile(r"^error: (?P<error>[A-Za-z][\w.]*): (?P<cause>.+)$", re.DOTALL)
-MAP_ERRORS = {"States.ExceededToleratedFailureThreshold", "States.ItemReaderFailed"}
+MAP_ERRORS = {"States.ExceedToleratedFailureThreshold", "States.ItemReaderFailed"}
 
 
 class Failure(BaseModel):

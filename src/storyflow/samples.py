@@ -28,7 +28,7 @@ class Scene:
 
     def frame(self, index: int) -> np.ndarray:
         t = index / self.fps
-        out = self.background.copy()
+        out: np.ndarray = self.background.copy()
         shift = int(t * 40) % 96
         out[self.horizon :] = np.roll(self.floor[self.horizon :], shift, axis=1)
         for radius, speed, y, color in ((0.08, 0.15, 0.4, (230, 60, 40)), (0.16, -0.25, 0.75, (40, 200, 80))):
