@@ -18,8 +18,8 @@ from storyflow.models import JobStatus
 
 console = Console()
 
-# The local cloud runs the CPU engines; everything else is the template's own defaults.
-DEMO_PARAMETERS = {"StereoEngine": "depthwarp", "SegmentSeconds": "10", "MapMaxConcurrency": "4"}
+# Quiet function logs (the terminal shows progress); the CPU engines are the local cloud's defaults.
+DEMO_PARAMETERS = {"LogLevel": "WARNING", "MapMaxConcurrency": "4"}
 
 
 @dataclass
@@ -48,8 +48,9 @@ class Api:
 
 def upload(ticket: dict[str, Any], path: Path) -> None:
     with path.open("rb") as handle:
-        response = requests.post(ticket["url"], data=ticket["fields"], files={"file": (path.name, handle)},
-                                 timeout=300)
+        response = requests.post(
+            ticket["url"], data=ticket["fields"], files={"file": (path.name, handle)}, timeout=300
+        )
     if response.status_code >= 300:
         raise RuntimeError(f"upload refused ({response.status_code}): {response.text[:300]}")
 
@@ -57,14 +58,23 @@ def upload(ticket: dict[str, Any], path: Path) -> None:
 def watch(api: Api, job_id: str, label: str, timeout: float = 900) -> dict[str, Any]:
     """Poll the job with a live progress bar until it finishes (or the timeout)."""
     deadline = time.monotonic() + timeout
-    with Progress(TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
+    with Progress(
+        TextColumn(f"[bold]{label}[/] {{task.description}}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
         task = bar.add_task("queued", total=None)
         while True:
             job: dict[str, Any] = api.call("GET", f"/jobs/{job_id}")
             progress = job.get("progress") or {}
-            bar.update(task, description=f"{job['status']} {job.get('stage') or ''}",
-                       completed=progress.get("done", 0), total=progress.get("total") or None)
+            bar.update(
+                task,
+                description=f"{job['status']} {job.get('stage') or ''}",
+                completed=progress.get("done", 0),
+                total=progress.get("total") or None,
+            )
             if JobStatus(job["status"]).finished or time.monotonic() > deadline:
                 return job
             time.sleep(0.5)
@@ -96,7 +106,9 @@ def run_stereo(api: Api, out: Path, source: Path | None) -> DemoResult:
         make_clip(source, seconds=20)
     accepted = api.call("POST", "/jobs", json={"kind": "stereo", "layout": "full"})
     job_id = accepted["job_id"]
-    console.print(f"stereo job [bold]{job_id}[/]: uploading {source.name} ({source.stat().st_size >> 10} KiB)")
+    console.print(
+        f"stereo job [bold]{job_id}[/]: uploading {source.name} ({source.stat().st_size >> 10} KiB)"
+    )
     upload(accepted["upload"], source)
     job = watch(api, job_id, "stereo")
     outputs = download_outputs(api, job_id, out / "stereo") if job["status"] == "completed" else {}
@@ -123,8 +135,11 @@ def run(out: Path, source: Path | None = None, workflows: list[str] | None = Non
                 results.append(WORKFLOWS[name](api, out, source))
             except Exception as error:  # one workflow's crash must not hide the others' results
                 console.print_exception()
-                results.append(DemoResult(name, None, "error", 0.0, error={"error": type(error).__name__,
-                                                                            "cause": str(error)}))
+                results.append(
+                    DemoResult(
+                        name, None, "error", 0.0, error={"error": type(error).__name__, "cause": str(error)}
+                    )
+                )
     finally:
         cloud.stop()
     (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
@@ -133,7 +148,12 @@ def run(out: Path, source: Path | None = None, workflows: list[str] | None = Non
         table.add_column(column)
     for r in results:
         style = "green" if r.status == "completed" else "red"
-        table.add_row(r.workflow, r.job_id or "-", f"[{style}]{r.status}[/]", f"{r.seconds:.1f}",
-                      "\n".join(r.outputs.values()) or json.dumps(r.error))
+        table.add_row(
+            r.workflow,
+            r.job_id or "-",
+            f"[{style}]{r.status}[/]",
+            f"{r.seconds:.1f}",
+            "\n".join(r.outputs.values()) or json.dumps(r.error),
+        )
     console.print(table)
     return 0 if results and all(r.status == "completed" for r in results) else 1

@@ -138,5 +138,43 @@ def up(
             signal.signal(sig, handler)
 
 
+@local_app.command()
+def demo(
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input", exists=True, dir_okay=False, help="Your own .mp4 for the stereo job."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where outputs, summary.json and the full log go.")] = Path(
+        "demo-out"
+    ),
+    workflow: Annotated[
+        list[str] | None,
+        typer.Option("--workflow", "-w", help="Only these workflows (repeat); default: all."),
+    ] = None,
+) -> None:
+    """Bring the local cloud up and run every workflow end to end on generated sample media.
+
+    Shows live progress, writes outputs under OUT/ and OUT/summary.json ([{workflow, job_id, status,
+    seconds, outputs}]), keeps the full local-cloud log in OUT/local-cloud.log, and exits non-zero if
+    any job failed.
+    """
+    from storyflow import demo as runner
+
+    unknown = set(workflow or []) - set(runner.WORKFLOWS)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown workflow(s) {sorted(unknown)}; choose from {sorted(runner.WORKFLOWS)}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    configure_logging(verbose=False)
+    log_file = logging.FileHandler(out / "local-cloud.log", mode="w")
+    log_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger("storyflow.local").addHandler(log_file)
+    logging.getLogger(
+        "storyflow.local"
+    ).propagate = False  # the terminal shows progress; the file has the log
+    raise typer.Exit(runner.run(out, input_file, workflow or None))
+
+
 if __name__ == "__main__":
     local_app()
