@@ -20,7 +20,7 @@ class Scene:
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         self.horizon = int(height * 0.45)
         sky = np.clip(1 - ys / max(self.horizon, 1), 0, 1)[..., None]
-        self.background = (np.array([90, 140, 200], np.float32) + sky * np.array([100, 80, 55], np.float32))
+        self.background = np.array([90, 140, 200], np.float32) + sky * np.array([100, 80, 55], np.float32)
         checker = (((xs // 48) + (ys // 24)) % 2)[..., None]
         self.floor = (60 + 120 * checker) * np.array([0.9, 0.8, 0.6], np.float32)
         self.background = self.background.astype(np.uint8)

@@ -31,5 +31,7 @@ class Settings(BaseModel):
     def require(self, name: str) -> str:
         value: str = getattr(self, name)
         if not value:
-            raise RuntimeError(f"{type(self).model_fields[name].alias} is not set in this function's environment")
+            raise RuntimeError(
+                f"{type(self).model_fields[name].alias} is not set in this function's environment"
+            )
         return value

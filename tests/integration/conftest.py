@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parents[2]
 # A stereo job whose segment 00001 the stereo engine fails on (contract: STEREO_FAIL_INPUT_SUBSTRING).
 FAULTY_STEREO_JOB = "st-faulty-0000000001"
 CONTAINER_ENVIRONMENT = {"STEREO_FAIL_INPUT_SUBSTRING": f"{FAULTY_STEREO_JOB}/00001"}
+# The on-demand backend on a short clock (template defaults: 900 s lifetime, 300 s grace, 10 periods):
+# lives 8 s after the last ping, never stopped in its first 4 s, idle alarm after 2 periods of 60 s
+# (2 local seconds at the local cloud's time scale of 1/60). Only tests/integration/test_backend.py uses them.
+STACK_PARAMETERS = {
+    "BackendLifetimeSeconds": "8",
+    "BackendStartupGraceSeconds": "4",
+    "BackendAlarmPeriodSeconds": "60",
+    "BackendAlarmEvaluationPeriods": "2",
+}
 TEMPLATE = ROOT / "template.yaml"
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -44,7 +53,10 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
         pytest.skip(f"{TEMPLATE} does not exist yet: nothing to deploy")
     state = tmp_path_factory.mktemp("local-cloud") / "local.json"
     config = LocalCloudConfig(
-        template=TEMPLATE, state_file=state, container_environment=CONTAINER_ENVIRONMENT
+        template=TEMPLATE,
+        state_file=state,
+        container_environment=CONTAINER_ENVIRONMENT,
+        parameters=dict(STACK_PARAMETERS),
     )
     with LocalCloud(config) as cloud:
         yield cloud

@@ -43,16 +43,18 @@ def submit_upload(cloud: LocalCloud, clip: Path, **params: Any) -> str:
     accepted = api(cloud, "POST", "/jobs", json={"kind": "stereo", **params})
     ticket = accepted["upload"]
     with clip.open("rb") as handle:
-        response = requests.post(ticket["url"], data=ticket["fields"], files={"file": ("source.mp4", handle)},
-                                 timeout=120)
+        response = requests.post(
+            ticket["url"], data=ticket["fields"], files={"file": ("source.mp4", handle)}, timeout=120
+        )
     assert response.status_code in (200, 201, 204), response.text
     job_id: str = accepted["job_id"]
     return job_id
 
 
 def put_source(cloud: LocalCloud, job_id: str, body: bytes) -> None:
-    cloud.client("s3").put_object(Bucket=cloud.outputs["InputBucketName"], Key=f"input/{job_id}/source.mp4",
-                                  Body=body)
+    cloud.client("s3").put_object(
+        Bucket=cloud.outputs["InputBucketName"], Key=f"input/{job_id}/source.mp4", Body=body
+    )
 
 
 def download(cloud: LocalCloud, job_id: str, target: Path) -> Path:
@@ -71,7 +73,12 @@ def probe(path: Path) -> dict[str, Any]:
             container.seek(0)
             samples = sum(f.samples for f in container.decode(audio=0))
             audio_seconds = samples / audio.rate
-        return {"frames": frames, "width": video.width, "height": video.height, "audio_seconds": audio_seconds}
+        return {
+            "frames": frames,
+            "width": video.width,
+            "height": video.height,
+            "audio_seconds": audio_seconds,
+        }
 
 
 def frame_at(path: Path, index: int) -> np.ndarray:
@@ -94,7 +101,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("stereo") / "source.mp4", seconds=30, keyframe_seconds=2)
 
 
-def test_uploaded_clip_becomes_full_side_by_side_3d(local_cloud: LocalCloud, clip: Path, tmp_path: Path) -> None:
+def test_uploaded_clip_becomes_full_side_by_side_3d(
+    local_cloud: LocalCloud, clip: Path, tmp_path: Path
+) -> None:
     # Given a clip uploaded through the API's presigned POST
     job_id = submit_upload(local_cloud, clip, layout="full")
     # When the workflow runs
@@ -115,8 +124,10 @@ def test_uploaded_clip_becomes_full_side_by_side_3d(local_cloud: LocalCloud, cli
     assert psnr(left, original) > 20 and psnr(right, original) > 20
     # ... and the intermediates are tagged for expiry
     s3 = local_cloud.client("s3")
-    for bucket, key in ((local_cloud.outputs["InputBucketName"], f"segments/{job_id}/00000.mp4"),
-                        (local_cloud.outputs["OutputBucketName"], f"jobs/{job_id}/segments/00002.mp4")):
+    for bucket, key in (
+        (local_cloud.outputs["InputBucketName"], f"segments/{job_id}/00000.mp4"),
+        (local_cloud.outputs["OutputBucketName"], f"jobs/{job_id}/segments/00002.mp4"),
+    ):
         tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
         assert tags == {"storyflow-lifecycle": "expire-intermediate"}, (bucket, key)
 
@@ -131,7 +142,9 @@ def test_duplicate_upload_event_starts_no_second_execution(local_cloud: LocalClo
     time.sleep(2)
     # Then there is still exactly one execution for the job, and the job is unchanged
     sfn = local_cloud.client("stepfunctions")
-    executions = sfn.list_executions(stateMachineArn=local_cloud.outputs["StereoStateMachineArn"])["executions"]
+    executions = sfn.list_executions(stateMachineArn=local_cloud.outputs["StereoStateMachineArn"])[
+        "executions"
+    ]
     assert [e["name"] for e in executions].count(job_id) == 1
     assert api(local_cloud, "GET", f"/jobs/{job_id}")["status"] == "completed"
     # ... and half side-by-side kept the source's width
@@ -155,8 +168,12 @@ def test_engine_failure_on_one_segment_fails_the_job_with_that_segments_error(
     assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
 
 
-@pytest.mark.parametrize(("body", "cause"), [(b"this is not a video\n" * 10, "not a video"), (b"", "empty upload")])
-def test_non_video_upload_fails_fast_with_a_clear_cause(local_cloud: LocalCloud, body: bytes, cause: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "cause"), [(b"this is not a video\n" * 10, "not a video"), (b"", "empty upload")]
+)
+def test_non_video_upload_fails_fast_with_a_clear_cause(
+    local_cloud: LocalCloud, body: bytes, cause: str
+) -> None:
     job_id = api(local_cloud, "POST", "/jobs", json={"kind": "stereo"})["job_id"]
     put_source(local_cloud, job_id, body)
     job = wait_finished(local_cloud, job_id)
@@ -170,8 +187,9 @@ def test_key_outside_the_upload_shape_is_ignored(local_cloud: LocalCloud) -> Non
     dynamodb, table = local_cloud.client("dynamodb"), local_cloud.outputs["JobsTableName"]
     before = dynamodb.scan(TableName=table, Select="COUNT")["Count"]
     # When an object lands under input/ but outside input/{job_id}/source.mp4
-    local_cloud.client("s3").put_object(Bucket=local_cloud.outputs["InputBucketName"], Key="input/notes.txt",
-                                        Body=b"hello")
+    local_cloud.client("s3").put_object(
+        Bucket=local_cloud.outputs["InputBucketName"], Key="input/notes.txt", Body=b"hello"
+    )
     time.sleep(1)
     # Then no job was created
     assert dynamodb.scan(TableName=table, Select="COUNT")["Count"] == before

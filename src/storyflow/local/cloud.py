@@ -103,6 +103,7 @@ class LocalCloud:
 
     def _install_adapters(self, ctx: LocalContext) -> None:
         from storyflow.local.alarms import AlarmEvaluator
+        from storyflow.local.dynamodb_adapter import DynamoDbAdapter
         from storyflow.local.ecs_agent import EcsAgent
         from storyflow.local.events_adapter import EventsAdapter
         from storyflow.local.http_shim import HttpShim
@@ -119,6 +120,7 @@ class LocalCloud:
         self.sagemaker = SageMakerAdapter(ctx)
         self.api = HttpShim(ctx, self.lambdas)
         self.adapters = [
+            DynamoDbAdapter(ctx),
             self.lambdas,
             StepFunctionsAdapter(ctx, self.lambdas),
             SnsAdapter(ctx, self.lambdas),
