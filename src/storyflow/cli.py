@@ -670,6 +670,29 @@ def cancel(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The j
     _console().print(f"{escape(job['job_id'])} {_status(job['status'])}")
 
 
+def _backend(ctx: typer.Context, params: dict[str, str] | None) -> None:
+    try:
+        answer = _ctx(ctx).client.call("GET", "/start", params=params)
+    except CliError as error:
+        raise _fail(error) from None
+    console = _console()
+    console.print(f"[bold]{escape(str(answer.get('status')))}[/] {escape(str(answer.get('message') or ''))}")
+    for key in ("task_arn", "public_ip", "expires_at"):
+        console.print(f"  {key}: {escape(str(answer.get(key)))}")
+
+
+@app.command()
+def start(ctx: typer.Context) -> None:
+    """Wake the on-demand backend (starts its Fargate task if none runs; extends its life otherwise)."""
+    _backend(ctx, None)
+
+
+@app.command()
+def ping(ctx: typer.Context) -> None:
+    """Keep the on-demand backend alive: without pings, its idle alarm stops it after its lifetime."""
+    _backend(ctx, {"action": "ping"})
+
+
 def _mount_local() -> None:
     """`storyflow local ...` comes from the local-cloud extra; without it the CLI still works."""
     try:

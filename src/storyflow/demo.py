@@ -115,7 +115,119 @@ def run_stereo(api: Api, out: Path, source: Path | None) -> DemoResult:
     return DemoResult("stereo", job_id, job["status"], time.monotonic() - began, outputs, job.get("error"))
 
 
-WORKFLOWS: dict[str, Callable[[Api, Path, Path | None], DemoResult]] = {"stereo": run_stereo}
+def _backend_port_taken(port: int) -> str | None:
+    """Why the on-demand backend's port cannot be bound here (the local ECS agent runs it on this host)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError as error:
+            return str(error)
+    return None
+
+
+def _poll(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout:g}s")
+        time.sleep(every)
+
+
+def run_backend(api: Api, out: Path, source: Path | None) -> DemoResult:
+    """The on-demand backend: GET /start, /health/, a row written, a ping, then a stop that saves the DB."""
+    from storyflow import aws
+    from storyflow.backend_tasks import BACKEND_PORT
+    from storyflow.local.config import LocalCloudConfig
+
+    began = time.monotonic()
+    folder = out / "backend"
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = _backend_port_taken(BACKEND_PORT)
+    if taken is not None:
+        cause = f"port {BACKEND_PORT} (the backend task's PORT) is in use on this machine: {taken}"
+        return DemoResult("backend", None, "failed", 0.0, error={"error": "PortInUse", "cause": cause})
+    stack = aws.client("cloudformation").describe_stacks(StackName=LocalCloudConfig.stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    ecs, s3, cluster = aws.client("ecs"), aws.client("s3"), outputs["ClusterArn"]
+    bucket = outputs["BackendDbBucketName"]
+    answers: dict[str, Any] = {}
+    task_arn: str | None = None
+    try:
+        answers["start"] = api.call("GET", "/start")
+        task_arn = answers["start"]["task_arn"]
+        console.print(f"backend [bold]{answers['start']['status']}[/]: task {task_arn}")
+
+        def address() -> str | None:
+            answer = api.call("GET", "/start", params={"action": "ping"})
+            return str(answer["public_ip"]) if answer.get("public_ip") else None
+
+        base = f"http://{_poll('a public IP for the task', address, 20)}:{BACKEND_PORT}"
+
+        def health() -> Any:
+            try:
+                response = requests.get(base + "/health/", timeout=2)
+            except requests.ConnectionError:
+                return None
+            return response.json() if response.status_code == 200 else None
+
+        answers["health"] = _poll(f"{base}/health/", health, 20, every=0.1)
+        console.print(f"backend serving at {base}: /health/ → {answers['health']}")
+        row = {"name": "demo row", "data": {"written_at": time.time()}}
+        created = requests.post(base + "/items/", json=row, timeout=5)
+        created.raise_for_status()
+        answers["created"] = created.json()
+        answers["items"] = requests.get(base + "/items/", timeout=5).json()
+        answers["ping"] = api.call("GET", "/start", params={"action": "ping"})
+        console.print(f"ping → {answers['ping']['status']}: {answers['ping']['message']}")
+
+        versions_before = len(s3.list_object_versions(Bucket=bucket).get("Versions", []))
+        ecs.stop_task(cluster=cluster, task=task_arn, reason="storyflow demo: done")
+
+        def stopped() -> Any:
+            tasks = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"]
+            return next((t for t in tasks if t["lastStatus"] == "STOPPED"), None)
+
+        task = _poll("the task to stop (final DB snapshot)", stopped, 40)
+        answers["stopped"] = {"lastStatus": task["lastStatus"], "stoppedReason": task.get("stoppedReason")}
+        versions = s3.list_object_versions(Bucket=bucket).get("Versions", [])
+        if len(versions) <= versions_before:
+            raise RuntimeError(f"the stopped backend saved no new DB version in s3://{bucket}")
+        newest = next(v for v in versions if v["IsLatest"])
+        console.print(f"backend stopped; DB saved as version {newest['VersionId']} ({newest['Size']} bytes)")
+        (folder / "answers.json").write_text(json.dumps(answers, indent=2, default=str))
+        return DemoResult(
+            "backend",
+            task_arn,
+            "completed",
+            time.monotonic() - began,
+            outputs={
+                "db_versions": str(len(versions)),
+                "db_snapshot": f"s3://{bucket}/{newest['Key']}?versionId={newest['VersionId']}",
+                "answers": str(folder / "answers.json"),
+            },
+        )
+    except Exception as error:
+        (folder / "answers.json").write_text(json.dumps(answers, indent=2, default=str))
+        return DemoResult("backend", task_arn, "failed", time.monotonic() - began,
+                          error={"error": type(error).__name__, "cause": str(error)})
+    finally:
+        if task_arn is not None:  # never leave it running (and holding the port)
+            try:
+                ecs.stop_task(cluster=cluster, task=task_arn, reason="storyflow demo: cleanup")
+            except Exception as error:
+                console.print(f"[dim]could not stop {task_arn}: {error}[/]")
+
+
+WORKFLOWS: dict[str, Callable[[Api, Path, Path | None], DemoResult]] = {
+    "stereo": run_stereo,
+    "backend": run_backend,
+}
 
 
 def run(out: Path, source: Path | None = None, workflows: list[str] | None = None) -> int:
