@@ -9,59 +9,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from storyflow.local import cfn_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads `!Ref X` as {"Ref": "X"}, `!GetAtt A.B` as {"Fn::GetAtt": [A, B]}, etc."""
-
-
-def _construct(tag: str):  # type: ignore[no-untyped-def]
-    name = "Ref" if tag == "Ref" else f"Fn::{tag}"
-
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {name: value}
-
-    return construct
-
-
-for _tag in (
-    "Ref",
-    "GetAtt",
-    "Sub",
-    "Join",
-    "If",
-    "Equals",
-    "Not",
-    "And",
-    "Or",
-    "Select",
-    "Split",
-    "GetAZs",
-    "FindInMap",
-    "ImportValue",
-    "Base64",
-    "Cidr",
-    "Condition",
-):
-    _CfnLoader.add_constructor(f"!{_tag}", _construct(_tag))
-
-
 @lru_cache(maxsize=1)
 def load_template() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)
-    return data
+    return cfn_yaml.load(TEMPLATE)
 
 
 def resources(kind: str) -> dict[str, dict[str, Any]]:

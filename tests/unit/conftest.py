@@ -51,3 +51,18 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             monkeypatch.setenv(env, name)
         yield dict(ENV_TO_RESOURCE)
     os.environ.pop("STEREO_STATE_MACHINE_ARN", None)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server on 127.0.0.1 for code in subprocesses or other threads (containers, model servers),
+    where `mock_aws` cannot reach."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

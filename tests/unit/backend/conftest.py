@@ -17,19 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # backend_helpers, wha
 from backend_helpers import BACKEND_DIR, FAKE_AWS, BackendProcess, StartBackend, free_port
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Fake credentials and the moto endpoint, for this process and the subprocesses."""

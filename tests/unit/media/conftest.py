@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,19 +49,6 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
         vfr=make_clip(root / "vfr.mp4", vfr=True, gop_seconds=10, preset=fast),
         pcm=make_clip(root / "pcm.mkv", audio_codec="pcm_s16le", preset=fast),
     )
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 from storyflow_stereo.cli import build_parser
 from storyflow_stereo.engines.depthwarp import DepthWarpEngine
 from storyflow_stereo.server import StereoHTTPServer, make_server
@@ -51,17 +50,12 @@ class GatedDepthWarpEngine(DepthWarpEngine):
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 on a free 127.0.0.1 port, with fake credentials in the environment (boto3 reads them)."""
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+def s3_endpoint(moto_endpoint: str) -> Iterator[str]:
+    """The shared moto server, with fake credentials in the environment (boto3 reads them) and a bucket."""
     with pytest.MonkeyPatch.context() as mp:
-        _point_at(mp, endpoint)
+        _point_at(mp, moto_endpoint)
         boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield endpoint
-    moto.stop()
+        yield moto_endpoint
 
 
 def _point_at(mp: pytest.MonkeyPatch, endpoint: str) -> None:
