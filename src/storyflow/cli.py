@@ -327,6 +327,53 @@ def _transfer_progress(console: Console) -> Progress:
     )
 
 
+def follow(
+    client: ApiClient, job_id: str, console: Console, *, interval: float = 2.0, timeout: float = 0
+) -> dict[str, Any]:
+    """Poll a job with a live progress bar until it finishes; the finished job. Timeout: CliError code 3."""
+    path = job_path(job_id)
+    deadline = time.monotonic() + timeout if timeout else None
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[job]}[/] {task.fields[state]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        task = progress.add_task("watch", total=None, job=job_id, state="")
+        while True:
+            job: dict[str, Any] = client.call("GET", path)
+            done = (job.get("progress") or {}).get("done", 0)
+            total = (job.get("progress") or {}).get("total", 0) or None
+            stage = job.get("stage")
+            state = _status(job["status"]) + (f" · {escape(stage)}" if stage else "")
+            progress.update(task, completed=done, total=total, state=state)
+            if job["status"] in {s.value for s in JobStatus if s.finished}:
+                if job["status"] == JobStatus.COMPLETED and total:
+                    progress.update(task, completed=total)
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise CliError(f"still {job['status']} after {timeout:g} s", code=3)
+            time.sleep(interval)
+
+
+def save_outputs(client: ApiClient, job_id: str, directory: Path, console: Console) -> list[Path]:
+    """Download every output of a completed job into `directory`."""
+    outputs = client.call("GET", job_path(job_id, "/outputs"))
+    if not outputs["outputs"]:
+        raise CliError(f"job {job_id} has no downloadable outputs")
+    directory.mkdir(parents=True, exist_ok=True)
+    saved = []
+    with _transfer_progress(console) as progress:
+        for name, url in sorted(outputs["outputs"].items()):
+            destination = directory / output_filename(name, url)
+            download(url, destination, progress)
+            saved.append(destination)
+    return saved
+
+
 # ---------------------------------------------------------------- rendering
 def _when(epoch: Any, short: bool = False) -> str:
     if not isinstance(epoch, int | float):
@@ -595,36 +642,7 @@ def watch(
     """
     console = _console()
     try:
-        path = job_path(job_id)
-        client = _ctx(ctx).client
-    except CliError as error:
-        raise _fail(error) from None
-    deadline = time.monotonic() + timeout if timeout else None
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.fields[job]}[/] {task.fields[state]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    try:
-        with progress:
-            task = progress.add_task("watch", total=None, job=job_id, state="")
-            while True:
-                job = client.call("GET", path)
-                done = (job.get("progress") or {}).get("done", 0)
-                total = (job.get("progress") or {}).get("total", 0) or None
-                stage = job.get("stage")
-                state = _status(job["status"]) + (f" · {escape(stage)}" if stage else "")
-                progress.update(task, completed=done, total=total, state=state)
-                if job["status"] in {s.value for s in JobStatus if s.finished}:
-                    if job["status"] == JobStatus.COMPLETED and total:
-                        progress.update(task, completed=total)
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise CliError(f"still {job['status']} after {timeout:g} s", code=3)
-                time.sleep(interval)
+        job = follow(_ctx(ctx).client, job_id, console, interval=interval, timeout=timeout)
     except CliError as error:
         raise _fail(error) from None
     render_job(job, console)
@@ -642,18 +660,8 @@ def get(
 ) -> None:
     """Download a completed job's outputs."""
     console = _console()
-    target_dir = directory or Path(job_id)
     try:
-        outputs = _ctx(ctx).client.call("GET", job_path(job_id, "/outputs"))
-        if not outputs["outputs"]:
-            raise CliError(f"job {job_id} has no downloadable outputs")
-        target_dir.mkdir(parents=True, exist_ok=True)
-        saved = []
-        with _transfer_progress(console) as progress:
-            for name, url in sorted(outputs["outputs"].items()):
-                destination = target_dir / output_filename(name, url)
-                download(url, destination, progress)
-                saved.append(destination)
+        saved = save_outputs(_ctx(ctx).client, job_id, directory or Path(job_id), console)
     except CliError as error:
         raise _fail(error) from None
     for path in saved:

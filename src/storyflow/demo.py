@@ -11,10 +11,9 @@ from typing import Any
 
 import requests
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from storyflow.models import JobStatus
+from storyflow.cli import ApiClient, Target, follow, save_outputs, upload
 
 console = Console()
 
@@ -32,70 +31,7 @@ class DemoResult:
     error: dict[str, Any] | None = None
 
 
-class Api:
-    """The jobs API of the local cloud (unsigned: the local HTTP shim does not check IAM)."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base = base_url.rstrip("/")
-        self.http = requests.Session()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, self.base + path, timeout=30, **kwargs)
-        if response.status_code >= 400:
-            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:500]}")
-        return response.json() if response.content else None
-
-
-def upload(ticket: dict[str, Any], path: Path) -> None:
-    with path.open("rb") as handle:
-        response = requests.post(
-            ticket["url"], data=ticket["fields"], files={"file": (path.name, handle)}, timeout=300
-        )
-    if response.status_code >= 300:
-        raise RuntimeError(f"upload refused ({response.status_code}): {response.text[:300]}")
-
-
-def watch(api: Api, job_id: str, label: str, timeout: float = 900) -> dict[str, Any]:
-    """Poll the job with a live progress bar until it finishes (or the timeout)."""
-    deadline = time.monotonic() + timeout
-    with Progress(
-        TextColumn(f"[bold]{label}[/] {{task.description}}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("queued", total=None)
-        while True:
-            job: dict[str, Any] = api.call("GET", f"/jobs/{job_id}")
-            progress = job.get("progress") or {}
-            bar.update(
-                task,
-                description=f"{job['status']} {job.get('stage') or ''}",
-                completed=progress.get("done", 0),
-                total=progress.get("total") or None,
-            )
-            if JobStatus(job["status"]).finished or time.monotonic() > deadline:
-                return job
-            time.sleep(0.5)
-
-
-def download_outputs(api: Api, job_id: str, directory: Path) -> dict[str, str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    urls: dict[str, str] = api.call("GET", f"/jobs/{job_id}/outputs")["outputs"]
-    saved = {}
-    for name, url in urls.items():
-        target = directory / name
-        with requests.get(url, timeout=300, stream=True) as response:
-            response.raise_for_status()
-            with target.open("wb") as handle:
-                for chunk in response.iter_content(1 << 20):
-                    handle.write(chunk)
-        saved[name] = str(target)
-    return saved
-
-
-def run_stereo(api: Api, out: Path, source: Path | None) -> DemoResult:
+def run_stereo(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
     from storyflow.samples import make_clip
 
     began = time.monotonic()
@@ -104,14 +40,15 @@ def run_stereo(api: Api, out: Path, source: Path | None) -> DemoResult:
         source.parent.mkdir(parents=True, exist_ok=True)
         console.print("[dim]generating a 20 s 1280x720 sample clip with audio...[/]")
         make_clip(source, seconds=20)
-    accepted = api.call("POST", "/jobs", json={"kind": "stereo", "layout": "full"})
+    accepted = api.call("POST", "/jobs", body={"kind": "stereo", "layout": "full"})
     job_id = accepted["job_id"]
     console.print(
         f"stereo job [bold]{job_id}[/]: uploading {source.name} ({source.stat().st_size >> 10} KiB)"
     )
-    upload(accepted["upload"], source)
-    job = watch(api, job_id, "stereo")
-    outputs = download_outputs(api, job_id, out / "stereo") if job["status"] == "completed" else {}
+    upload(accepted["upload"], source, console)
+    job = follow(api, job_id, console, interval=0.5, timeout=900)
+    saved = save_outputs(api, job_id, out / "stereo", console) if job["status"] == "completed" else []
+    outputs = {path.name: str(path) for path in saved}
     return DemoResult("stereo", job_id, job["status"], time.monotonic() - began, outputs, job.get("error"))
 
 
@@ -139,7 +76,7 @@ def _poll(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.
         time.sleep(every)
 
 
-def run_backend(api: Api, out: Path, source: Path | None) -> DemoResult:
+def run_backend(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
     """The on-demand backend: GET /start, /health/, a row written, a ping, then a stop that saves the DB."""
     from storyflow import aws
     from storyflow.backend_tasks import BACKEND_PORT
@@ -214,8 +151,13 @@ def run_backend(api: Api, out: Path, source: Path | None) -> DemoResult:
         )
     except Exception as error:
         (folder / "answers.json").write_text(json.dumps(answers, indent=2, default=str))
-        return DemoResult("backend", task_arn, "failed", time.monotonic() - began,
-                          error={"error": type(error).__name__, "cause": str(error)})
+        return DemoResult(
+            "backend",
+            task_arn,
+            "failed",
+            time.monotonic() - began,
+            error={"error": type(error).__name__, "cause": str(error)},
+        )
     finally:
         if task_arn is not None:  # never leave it running (and holding the port)
             try:
@@ -224,7 +166,7 @@ def run_backend(api: Api, out: Path, source: Path | None) -> DemoResult:
                 console.print(f"[dim]could not stop {task_arn}: {error}[/]")
 
 
-WORKFLOWS: dict[str, Callable[[Api, Path, Path | None], DemoResult]] = {
+WORKFLOWS: dict[str, Callable[[ApiClient, Path, Path | None], DemoResult]] = {
     "stereo": run_stereo,
     "backend": run_backend,
 }
@@ -241,7 +183,7 @@ def run(out: Path, source: Path | None = None, workflows: list[str] | None = Non
         cloud = LocalCloud(LocalCloudConfig(parameters=dict(DEMO_PARAMETERS))).start()
     try:
         console.print(f"local cloud ready in {cloud.ready_seconds:.1f}s: API {cloud.api_url}")
-        api = Api(cloud.api_url)
+        api = ApiClient(Target(cloud.api_url, cloud.region))
         for name in workflows or list(WORKFLOWS):
             try:
                 results.append(WORKFLOWS[name](api, out, source))

@@ -47,6 +47,8 @@ def configure_logging(verbose: bool = False) -> None:
     logging.getLogger("storyflow.local").setLevel(logging.INFO)
     for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # moto's ASL parser warns that ToleratedFailurePercentage is ignored; the local cloud applies it.
+    logging.getLogger("moto.stepfunctions.parser.asl.parse.preprocessor").setLevel(logging.ERROR)
 
 
 def parse_parameters(values: list[str]) -> dict[str, str]:
