@@ -13,7 +13,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,13 +36,25 @@ def local() -> None:
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (test runners swap and close it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
     """Local-cloud logs (handlers, containers, adapters) on stderr; moto's own chatter stays quiet."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format=LOG_FORMAT,
         datefmt="%H:%M:%S",
-        stream=sys.stderr,
+        handlers=[_CurrentStderr()],
     )
     logging.getLogger("storyflow.local").setLevel(logging.INFO)
     for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
