@@ -64,6 +64,7 @@ integration: setup
 
 test: setup tools
 	$(VENV)/bin/ruff check src functions containers tests bench
+	$(VENV)/bin/ruff format --check src functions containers tests bench
 	$(VENV)/bin/mypy
 	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest -q
 
