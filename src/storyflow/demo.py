@@ -80,7 +80,6 @@ def run_backend(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
     """The on-demand backend: GET /start, /health/, a row written, a ping, then a stop that saves the DB."""
     from storyflow import aws
     from storyflow.backend_tasks import BACKEND_PORT
-    from storyflow.local.config import LocalCloudConfig
 
     began = time.monotonic()
     folder = out / "backend"
@@ -89,8 +88,7 @@ def run_backend(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
     if taken is not None:
         cause = f"port {BACKEND_PORT} (the backend task's PORT) is in use on this machine: {taken}"
         return DemoResult("backend", None, "failed", 0.0, error={"error": "PortInUse", "cause": cause})
-    stack = aws.client("cloudformation").describe_stacks(StackName=LocalCloudConfig.stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = api.target.outputs
     ecs, s3, cluster = aws.client("ecs"), aws.client("s3"), outputs["ClusterArn"]
     bucket = outputs["BackendDbBucketName"]
     answers: dict[str, Any] = {}
@@ -183,7 +181,7 @@ def run(out: Path, source: Path | None = None, workflows: list[str] | None = Non
         cloud = LocalCloud(LocalCloudConfig(parameters=dict(DEMO_PARAMETERS))).start()
     try:
         console.print(f"local cloud ready in {cloud.ready_seconds:.1f}s: API {cloud.api_url}")
-        api = ApiClient(Target(cloud.api_url, cloud.region))
+        api = ApiClient(Target(cloud.api_url, cloud.region, cloud.outputs))
         for name in workflows or list(WORKFLOWS):
             try:
                 results.append(WORKFLOWS[name](api, out, source))
