@@ -23,6 +23,7 @@ class OfflinePolicyLoader:
 
 def sam_transform(template: dict[str, Any], parameters: dict[str, str], region: str) -> dict[str, Any]:
     """Translate a SAM template (already packaged: S3 URIs only) into plain CloudFormation."""
+    from samtranslator.metrics.method_decorator import MetricsMethodWrapperSingleton
     from samtranslator.translator.transform import transform
 
     if "AWS::Serverless" not in str(template.get("Transform", "")):
@@ -33,6 +34,9 @@ def sam_transform(template: dict[str, Any], parameters: dict[str, str], region: 
     try:
         result: dict[str, Any] = transform(template, values, OfflinePolicyLoader())
     finally:
+        # The translator records timings with an offline (dummy) publisher; flush them now, or the next
+        # translation's __del__ warns about "unpublished metrics" at an arbitrary point.
+        MetricsMethodWrapperSingleton.get_instance().publish()
         if previous is None:
             os.environ.pop("AWS_DEFAULT_REGION", None)
         else:
