@@ -83,13 +83,16 @@ class Target:
     region: str | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    id_token: str | None = None  # Cognito mode: sent as the Authorization header instead of a signature
 
     @property
     def signed(self) -> bool:
         """A real API Gateway uses IAM auth: requests to it are SigV4-signed. The local shim is not."""
         host = urlsplit(self.api_url).hostname or ""
-        return ".execute-api." in host and (
-            host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")
+        return (
+            not self.id_token
+            and ".execute-api." in host
+            and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
         )
 
     @property
@@ -123,20 +126,30 @@ def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
-def resolve_target(stack: str | None, api_url: str | None, region: str | None) -> Target:
+def resolve_target(
+    stack: str | None, api_url: str | None, region: str | None, id_token: str | None = None
+) -> Target:
     state_file = find_local_state()
     local: dict[str, Any] = json.loads(state_file.read_text()) if state_file else {}
     if stack:
         outputs = stack_outputs(stack, region)
+        if id_token and not api_url:
+            if not outputs.get("UserApiUrl"):
+                raise CliError(
+                    f"stack {stack!r} has no Cognito API (UserApiUrl output): deploy it with "
+                    "UserPoolArn=<your user pool ARN>, or drop --id-token to use IAM auth",
+                    code=2,
+                )
+            return Target(outputs["UserApiUrl"], region, outputs, f"stack {stack} (Cognito)", id_token)
         url = api_url or outputs.get("ApiUrl", "")
         # A stack in the local cloud reports a fake execute-api URL; its shim's URL is in local.json.
         if not api_url and local and os.environ.get("AWS_ENDPOINT_URL") == local.get("endpoint_url"):
             url = local.get("api_url") or url
         if not url:
             raise CliError(f"stack {stack!r} has no ApiUrl output; pass --api-url", code=2)
-        return Target(url, region, outputs, source=f"stack {stack}")
+        return Target(url, region, outputs, source=f"stack {stack}", id_token=id_token)
     if api_url:
-        return Target(api_url, region, {}, source="--api-url")
+        return Target(api_url, region, {}, source="--api-url", id_token=id_token)
     if local:
         if local.get("endpoint_url"):
             os.environ["AWS_ENDPOINT_URL"] = str(local["endpoint_url"])
@@ -188,6 +201,8 @@ class ApiClient:
             params={k: v for k, v in (params or {}).items() if v is not None},
             headers={"Accept": "application/json", "User-Agent": f"storyflow-cli/{__version__}"},
         )
+        if self.target.id_token:
+            request.headers["Authorization"] = self.target.id_token
         prepared = self.session.prepare_request(request)
         if self.target.signed:
             sign_request(prepared, self.target.signing_region)
@@ -428,12 +443,13 @@ class Context:
     stack: str | None
     api_url: str | None
     region: str | None
+    id_token: str | None = None
     _client: ApiClient | None = None
 
     @property
     def client(self) -> ApiClient:
         if self._client is None:
-            self._client = ApiClient(resolve_target(self.stack, self.api_url, self.region))
+            self._client = ApiClient(resolve_target(self.stack, self.api_url, self.region, self.id_token))
         return self._client
 
 
@@ -468,9 +484,18 @@ def _global_options(
     region: Annotated[
         str | None, typer.Option("--region", envvar="AWS_REGION", help="AWS region of the stack.")
     ] = None,
+    id_token: Annotated[
+        str | None,
+        typer.Option(
+            "--id-token",
+            envvar="STORYFLOW_ID_TOKEN",
+            help="Cognito ID token: call the stack's Cognito API (UserApiUrl) with it instead of "
+            "SigV4-signing the IAM API with your AWS credentials.",
+        ),
+    ] = None,
 ) -> None:
     """Global options; the API is looked up only when a command needs it."""
-    ctx.obj = Context(stack, api_url, region)
+    ctx.obj = Context(stack, api_url, region, id_token)
 
 
 def _parse_value(raw: str) -> Any:

@@ -469,6 +469,45 @@ def test_stack_outputs_give_the_api(
     cloudformation.assert_no_pending_responses()
 
 
+def _stack_with_outputs(cloudformation: Stubber, outputs: dict[str, str]) -> None:
+    stack = {
+        "StackName": "storyflow-dev",
+        "CreationTime": "2026-11-23T00:00:00Z",
+        "StackStatus": "CREATE_COMPLETE",
+        "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+    }
+    cloudformation.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "storyflow-dev"})
+
+
+def test_an_id_token_selects_the_stacks_cognito_api_unsigned(
+    cloudformation: Stubber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack deployed with a user pool: an IAM API and a Cognito API
+    monkeypatch.chdir(tmp_path)
+    users = "https://users1234.execute-api.eu-west-1.amazonaws.com/dev"
+    _stack_with_outputs(
+        cloudformation,
+        {"ApiUrl": "https://iam12345.execute-api.eu-west-1.amazonaws.com/dev", "UserApiUrl": users},
+    )
+
+    # When the CLI is given an ID token
+    target = cli.resolve_target("storyflow-dev", None, REGION, id_token="eyJ.id.token")
+
+    # Then it talks to the Cognito API and does not sign with AWS credentials
+    assert target.api_url == users and target.id_token == "eyJ.id.token" and not target.signed
+
+
+def test_an_id_token_for_a_stack_without_a_user_pool_is_a_clear_error(
+    cloudformation: Stubber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _stack_with_outputs(
+        cloudformation, {"ApiUrl": "https://iam12345.execute-api.eu-west-1.amazonaws.com/dev"}
+    )
+    with pytest.raises(cli.CliError, match="UserPoolArn"):
+        cli.resolve_target("storyflow-dev", None, REGION, id_token="eyJ.id.token")
+
+
 def test_unknown_stack_is_a_clear_error(
     cloudformation: Stubber, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -518,6 +557,24 @@ def test_requests_to_api_gateway_are_sigv4_signed(monkeypatch: pytest.MonkeyPatc
     assert "host" in auth.split("SignedHeaders=")[1]
     assert sent.headers["X-Amz-Security-Token"] == "token"
     assert json.loads(sent.body or b"{}") == {"kind": "tts", "text": "hi"}
+
+
+def test_id_token_requests_carry_the_token_and_no_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given credentials in the environment and a Cognito-mode target
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    session = requests.Session()
+    capture = Capture()
+    session.mount("https://", capture)
+    target = cli.Target("https://users1234.execute-api.eu-west-1.amazonaws.com/dev", id_token="eyJ.id.token")
+
+    # When a request is sent
+    cli.ApiClient(target, session).call("GET", "/jobs")
+
+    # Then the Authorization header is the token itself (what a Cognito authorizer reads), not SigV4
+    (sent,) = capture.sent
+    assert sent.headers["Authorization"] == "eyJ.id.token"
+    assert "X-Amz-Date" not in sent.headers
 
 
 def test_local_api_requests_are_not_signed() -> None:
