@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
@@ -41,7 +41,7 @@ def _errors(*codes: int) -> dict[int, Any]:
         400: "Bad request: malformed JSON, unknown kind, a missing or out-of-range field, a bad job id "
         "or pagination token. `message` names the field.",
         404: "No such job.",
-        409: "The job is not in a state that allows this.",
+        409: "The job is not in a state that allows this, or an Idempotency-Key reused with another body.",
         413: "Request body over 64 kB.",
         503: "The workflow could not be started (the job is marked failed); try again.",
     }
@@ -68,14 +68,24 @@ def _error(status: int, message: str, field: str | None = None) -> Response[api.
     summary="Submit a job",
     description="Creates a queued job. `stereo` answers with a presigned POST: upload the .mp4 to it and "
     "the upload starts the workflow. Other kinds start their workflow at once.",
-    responses=_ok(JobAccepted, HTTPStatus.ACCEPTED, "Accepted") | _errors(400, 413, 503),
+    responses=_ok(JobAccepted, HTTPStatus.ACCEPTED, "Accepted") | _errors(400, 409, 413, 503),
     tags=["jobs"],
 )
 def submit_job(
     request: Annotated[JobRequest, Body(description="The job: `kind` picks the parameters.")],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=api.IDEMPOTENCY_KEY_HEADER,
+            pattern=api.IDEMPOTENCY_KEY_PATTERN,
+            description="Makes the submission safe to retry: the same key and body answer the first "
+            "response (the same job) while its upload ticket is valid; the same key with another body "
+            "is a 409.",
+        ),
+    ] = None,
 ) -> Response[JobAccepted]:
     api.check_body_size(app.current_event.body, bool(app.current_event.is_base64_encoded))
-    accepted = api.submit_job(request, Settings.from_env())
+    accepted = api.submit_job_once(request, idempotency_key, Settings.from_env(), app.lambda_context)
     return Response(
         status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted
     )

@@ -6,16 +6,26 @@ Every function validates before it writes: a refused request leaves no item and 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import boto3
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from storyflow import keys, workflows
+from storyflow import aws, keys, workflows
 from storyflow.errors import Conflict, PayloadTooLarge, StoryflowError, TransientError
 from storyflow.jobstore import JobStore
 from storyflow.models import (
@@ -34,6 +44,8 @@ from storyflow.observability import logger, metrics
 from storyflow.settings import Settings
 
 MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,128}$"
 _SOURCES = ("body", "path", "query", "header", "cookie")
 _KIND_TAGS = frozenset(kind.value for kind in JobKind)
 
@@ -133,6 +145,50 @@ def submit_job(request: JobRequest, settings: Settings) -> JobAccepted:
     metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
     logger.info("job submitted", extra={"job_id": job_id, "kind": request.kind.value, "execution_arn": arn})
     return JobAccepted(job_id=job_id, status=JobStatus.QUEUED)
+
+
+def submit_job_once(
+    request: JobRequest, idempotency_key: str | None, settings: Settings, lambda_context: Any = None
+) -> JobAccepted:
+    """`submit_job`, made safe to retry by an Idempotency-Key: the same key with the same body answers the
+    first response (the same job, the same upload ticket) until that ticket expires; with another body it is
+    a 409. A submission that failed (e.g. 503) leaves no record, so its retry really submits again."""
+    if idempotency_key is None:
+        return submit_job(request, settings)
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="request",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=settings.upload_expires_seconds,
+    )
+    if lambda_context is not None:  # an invocation that dies mid-way frees its key when the Lambda times out
+        config.register_lambda_context(lambda_context)
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.require("idempotency_table"), boto3_client=aws.client("dynamodb")
+    )
+
+    def submit(submission: dict[str, Any]) -> JobAccepted:
+        return submit_job(request, settings)
+
+    submit_once: Callable[..., JobAccepted] = idempotent_function(
+        data_keyword_argument="submission",
+        persistence_store=persistence,
+        config=config,
+        output_serializer=PydanticSerializer(JobAccepted),
+    )(submit)
+    try:
+        return submit_once(submission={"key": idempotency_key, "request": request.model_dump(mode="json")})
+    except IdempotencyValidationError as error:
+        raise Conflict(
+            f"{IDEMPOTENCY_KEY_HEADER} {idempotency_key!r} was already used with a different request",
+            field=IDEMPOTENCY_KEY_HEADER,
+        ) from error
+    except IdempotencyAlreadyInProgressError as error:
+        raise Conflict(
+            f"a request with {IDEMPOTENCY_KEY_HEADER} {idempotency_key!r} is still in progress; "
+            "retry shortly",
+            field=IDEMPOTENCY_KEY_HEADER,
+        ) from error
 
 
 def presigned_upload(job_id: str, max_bytes: int, settings: Settings) -> UploadTicket:

@@ -12,6 +12,7 @@ class Settings(BaseModel):
     segments_table: str = Field("", alias="SEGMENTS_TABLE")
     callbacks_table: str = Field("", alias="CALLBACKS_TABLE")
     task_state_table: str = Field("", alias="TASK_STATE_TABLE")
+    idempotency_table: str = Field("", alias="IDEMPOTENCY_TABLE")
     input_bucket: str = Field("", alias="INPUT_BUCKET")
     output_bucket: str = Field("", alias="OUTPUT_BUCKET")
     event_bus_name: str = Field("", alias="EVENT_BUS_NAME")

@@ -84,6 +84,29 @@ def test_the_health_route_answers_through_the_shim(local_cloud: LocalCloud) -> N
         assert response.status == 200
 
 
+def test_a_submission_retried_with_its_idempotency_key_is_one_job(local_cloud: LocalCloud) -> None:
+    # Given a stereo submission sent twice with the same Idempotency-Key (the template's IdempotencyTable)
+    body = json.dumps({"kind": "stereo"}).encode()
+    answers = []
+    for _ in range(2):
+        request = urllib.request.Request(
+            f"{local_cloud.api_url}/jobs",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Idempotency-Key": "integration-retry-0001"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answers.append((response.status, json.loads(response.read())))
+    # Then both answers are the same accepted job
+    (status, first), (status_again, again) = answers
+    assert status == status_again == 202
+    assert again == first
+    # ... and the key's record is in the template's Idempotency table
+    table = local_cloud.physical_id("IdempotencyTable")
+    items = local_cloud.client("dynamodb").scan(TableName=table)["Items"]
+    assert [item["status"]["S"] for item in items] == ["COMPLETED"]
+
+
 def test_the_state_file_describes_the_running_cloud(local_cloud: LocalCloud) -> None:
     state = json.loads(local_cloud.config.state_path().read_text())
     assert state["endpoint_url"] == local_cloud.endpoint_url

@@ -20,6 +20,7 @@ ENV_TO_RESOURCE = {
     "SEGMENTS_TABLE": "SegmentCompletionsTable",
     "CALLBACKS_TABLE": "InferenceCallbacksTable",
     "TASK_STATE_TABLE": "TaskStateTable",
+    "IDEMPOTENCY_TABLE": "IdempotencyTable",
     "INPUT_BUCKET": "storyflow-input",
     "OUTPUT_BUCKET": "storyflow-output",
     "EVENT_BUS_NAME": "storyflow-jobs",

@@ -31,7 +31,9 @@ def test_document_describes_every_route_and_the_real_error_shape() -> None:
         ("get", "/health"),
     }
     submit = doc["paths"]["/jobs"]["post"]
-    assert set(submit["responses"]) == {"202", "400", "413", "503"}
+    assert set(submit["responses"]) == {"202", "400", "409", "413", "503"}
+    (header,) = submit["parameters"]
+    assert (header["in"], header["name"].lower(), header["required"]) == ("header", "idempotency-key", False)
     assert set(
         submit["requestBody"]["content"]["application/json"]["schema"]["discriminator"]["mapping"]
     ) == {
