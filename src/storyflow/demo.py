@@ -17,8 +17,9 @@ from storyflow.cli import ApiClient, Target, follow, save_outputs, upload
 
 console = Console()
 
-# Quiet function logs (the terminal shows progress); the CPU engines are the local cloud's defaults.
-DEMO_PARAMETERS = {"LogLevel": "WARNING", "MapMaxConcurrency": "4"}
+# Function logs go to OUT/local-cloud.log (the terminal shows progress); the CPU engines are the local
+# cloud's defaults.
+DEMO_PARAMETERS = {"MapMaxConcurrency": "4"}
 
 
 @dataclass

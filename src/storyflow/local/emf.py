@@ -1,7 +1,8 @@
 """CloudWatch Embedded Metric Format: what a function prints as EMF becomes metrics in the emulator,
 as CloudWatch Logs does in AWS (Powertools `Metrics` prints EMF to stdout).
 
-`sys.stdout` is wrapped by a tee that, in a thread inside `capture()`, also keeps what is written.
+`sys.stdout` is wrapped by a switch: what a thread prints inside `capture()` is kept for the function's
+log (as Lambda sends stdout to CloudWatch Logs, not to anyone's terminal); other writes pass through.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class _Tee:
         buffer: list[str] | None = getattr(_local, "buffer", None)
         if buffer is not None:
             buffer.append(text)
+            return len(text)
         return self.stream.write(text)
 
     def __getattr__(self, name: str) -> Any:
@@ -59,7 +61,7 @@ def uninstall() -> None:
 
 @contextmanager
 def capture() -> Iterator[list[str]]:
-    """Lines this thread prints within the block (also printed as usual)."""
+    """Lines this thread prints within the block (kept here instead of printed)."""
     _ensure_tee()
     chunks: list[str] = []
     previous = getattr(_local, "buffer", None)

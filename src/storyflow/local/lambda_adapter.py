@@ -23,6 +23,7 @@ from storyflow.local.context import LocalContext
 from storyflow.local.lambda_runtime import FunctionSpec, LambdaRuntime, Result
 
 log = logging.getLogger("storyflow.local.lambda")
+function_log = logging.getLogger("storyflow.local.function")  # what the handlers print
 
 ASYNC_RETRY_DELAYS = (60.0, 120.0)
 
@@ -111,13 +112,17 @@ class LambdaAdapter:
         self.invoke_async(fn, event)
 
     def _printed(self, spec: FunctionSpec, lines: list[str]) -> None:
-        """EMF lines a handler printed → CloudWatch metrics (what CloudWatch Logs does in AWS)."""
+        """What a handler printed: its log lines go to the local log (its CloudWatch Logs stream in AWS),
+        and its EMF lines become CloudWatch metrics (what CloudWatch Logs does with them in AWS)."""
         from moto.cloudwatch.models import cloudwatch_backends
 
         backend = cloudwatch_backends[self.ctx.account_id][self.ctx.region]
         for line in lines:
-            for namespace, datum in emf.metric_data(line):
+            data = emf.metric_data(line)
+            for namespace, datum in data:
                 backend.put_metric_data(namespace, [datum])
+            if not data:
+                function_log.info("%s: %s", spec.name, line)
 
     # --- moto patches
     def install(self) -> None:
