@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+
+import pytest
 
 from storyflow.local import LocalCloud
 from tests.unit.local.support import recorded, wait_for
@@ -69,3 +72,22 @@ def test_metrics_printed_in_emf_reach_cloudwatch(app_cloud: LocalCloud) -> None:
     # Then the metric is in CloudWatch, with its dimension, as CloudWatch Logs would extract it
     metrics = app_cloud.client("cloudwatch").list_metrics(Namespace="Fixture", MetricName="Echoes")["Metrics"]
     assert metrics and metrics[0]["Dimensions"] == [{"Name": "Service", "Value": "echo"}]
+
+
+def test_what_a_handler_prints_goes_to_the_local_log_not_the_terminal(
+    app_cloud: LocalCloud, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When a handler prints a log line (its stdout: CloudWatch Logs in AWS) and an EMF metric
+    caplog.set_level(logging.INFO, logger="storyflow.local.function")
+    lambda_ = app_cloud.client("lambda")
+    lambda_.invoke(
+        FunctionName=app_cloud.outputs["EchoFunctionName"], Payload=json.dumps({"say": "hello log"})
+    )
+    lambda_.invoke(FunctionName=app_cloud.outputs["EchoFunctionName"], Payload=json.dumps({"emf": True}))
+
+    # Then the line is in the local log under the function's name, and neither reached the terminal
+    lines = [r.getMessage() for r in caplog.records if r.name == "storyflow.local.function"]
+    assert any(line.endswith(": hello log") and "Echo" in line for line in lines), lines
+    assert not any('"_aws"' in line for line in lines)  # EMF became a metric, not a log line
+    printed = capsys.readouterr().out
+    assert "hello log" not in printed and '"_aws"' not in printed
