@@ -187,29 +187,64 @@ def sign_request(prepared: requests.PreparedRequest, region: str, credentials: A
 
 
 class ApiClient:
-    def __init__(self, target: Target, session: requests.Session | None = None, timeout: float = 30) -> None:
+    """The jobs API over HTTP. A request that is safe to repeat (a GET, or one carrying an Idempotency-Key)
+    is retried with backoff when the API cannot be reached or answers 429/502/503/504."""
+
+    RETRY_STATUSES = frozenset({429, 502, 503, 504})
+
+    def __init__(
+        self,
+        target: Target,
+        session: requests.Session | None = None,
+        timeout: float = 30,
+        retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0),
+    ) -> None:
         self.target = target
         self.session = session or requests.Session()
         self.timeout = timeout
+        self.retry_delays = retry_delays
 
-    def call(self, method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         url = self.target.api_url.rstrip("/") + path
         request = requests.Request(
             method,
             url,
             json=body,
             params={k: v for k, v in (params or {}).items() if v is not None},
-            headers={"Accept": "application/json", "User-Agent": f"storyflow-cli/{__version__}"},
+            headers={
+                "Accept": "application/json",
+                "User-Agent": f"storyflow-cli/{__version__}",
+                **(headers or {}),
+            },
         )
         if self.target.id_token:
             request.headers["Authorization"] = self.target.id_token
-        prepared = self.session.prepare_request(request)
-        if self.target.signed:
-            sign_request(prepared, self.target.signing_region)
-        try:
-            response = self.session.send(prepared, timeout=self.timeout)
-        except requests.RequestException as error:
-            raise CliError(f"cannot reach {url}: {error}") from error
+        repeatable = method == "GET" or "Idempotency-Key" in request.headers
+        delays = list(self.retry_delays) if repeatable else []
+        while True:
+            prepared = self.session.prepare_request(request)
+            if self.target.signed:
+                sign_request(prepared, self.target.signing_region)  # a fresh signature (and date) per try
+            try:
+                response = self.session.send(prepared, timeout=self.timeout)
+            except requests.RequestException as error:
+                if delays:
+                    time.sleep(delays.pop(0))
+                    continue
+                raise CliError(f"cannot reach {url}: {error}") from error
+            if response.status_code in self.RETRY_STATUSES and delays:
+                time.sleep(min(float(response.headers.get("Retry-After") or delays[0]), 10.0))
+                delays.pop(0)
+                continue
+            break
         try:
             data = response.json() if response.content else None
         except ValueError:
@@ -570,7 +605,9 @@ def submit(
         body = build_request(kind, json_file, settings or [], prompt, text)
         if file is not None and "max_upload_bytes" not in body:
             body["max_upload_bytes"] = max(1, file.stat().st_size)
-        accepted = _ctx(ctx).client.call("POST", "/jobs", body=body)
+        # One key per submission: the client's retries (timeouts, 503s) can never make a second job.
+        key = {"Idempotency-Key": f"cli-{uuid.uuid4().hex}"}
+        accepted = _ctx(ctx).client.call("POST", "/jobs", body=body, headers=key)
         job_id = accepted["job_id"]
         console.print(f"submitted [bold]{escape(job_id)}[/] ({kind.value}, {_status(accepted['status'])})")
         ticket = accepted.get("upload")

@@ -219,6 +219,20 @@ def test_submit_video_with_options(api: ApiServer, store: JobStore, video_machin
     assert aws.client("stepfunctions").list_executions(stateMachineArn=video_machine)["executions"]
 
 
+def test_each_submission_carries_its_own_idempotency_key(
+    api: ApiServer, store: JobStore, video_machine: str, stack: dict[str, Any]
+) -> None:
+    # When the same video request is submitted twice
+    for _ in range(2):
+        result = run(api, "submit", "video", "--prompt", "a fox", "-s", "parent_id=p1", "-s", "task_id=t1")
+        assert result.exit_code == 0, result.output
+    # Then they are two jobs, each recorded under its own key in the Idempotency table
+    (page, _) = store.list(JobStatus.QUEUED)
+    assert len(page) == 2
+    records = aws.table(stack["IDEMPOTENCY_TABLE"]).scan()["Items"]
+    assert len(records) == 2 and {r["status"] for r in records} == {"COMPLETED"}
+
+
 def test_submit_from_a_json_file(api: ApiServer, store: JobStore, video_machine: str, tmp_path: Path) -> None:
     request = tmp_path / "job.json"
     request.write_text(json.dumps({"parent_id": "p", "task_id": "t", "prompt": "waves", "steps": 20}))
@@ -575,6 +589,61 @@ def test_id_token_requests_carry_the_token_and_no_signature(monkeypatch: pytest.
     (sent,) = capture.sent
     assert sent.headers["Authorization"] == "eyJ.id.token"
     assert "X-Amz-Date" not in sent.headers
+
+
+class Scripted(requests.adapters.BaseAdapter):
+    """Answers each request with the next (status, body) of a script; an exception is raised instead."""
+
+    def __init__(self, *answers: tuple[int, dict[str, Any]] | Exception) -> None:
+        super().__init__()
+        self.answers = list(answers)
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.sent.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        response = requests.Response()
+        response.status_code, response._content = answer[0], json.dumps(answer[1]).encode()
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def _scripted_client(adapter: Scripted) -> cli.ApiClient:
+    session = requests.Session()
+    session.mount("http://", adapter)
+    return cli.ApiClient(cli.Target("http://127.0.0.1:9/local"), session, retry_delays=(0.0, 0.0))
+
+
+def test_a_submission_is_retried_with_its_idempotency_key_until_accepted() -> None:
+    # Given an API that times out once, then answers 503, then accepts
+    adapter = Scripted(
+        requests.ConnectionError("reset"), (503, {"message": "try again"}), (202, {"job_id": "j"})
+    )
+    # When a POST carrying an Idempotency-Key is sent
+    answer = _scripted_client(adapter).call(
+        "POST", "/jobs", body={}, headers={"Idempotency-Key": "k-1234567"}
+    )
+    # Then it was sent three times, always with the same key, and the acceptance is returned
+    assert answer == {"job_id": "j"}
+    assert [r.headers["Idempotency-Key"] for r in adapter.sent] == ["k-1234567"] * 3
+
+
+def test_a_post_without_idempotency_key_is_never_repeated() -> None:
+    adapter = Scripted((503, {"message": "try again"}), (200, {}))
+    with pytest.raises(cli.ApiFailure) as failure:
+        _scripted_client(adapter).call("POST", "/jobs/x/cancel")
+    assert failure.value.status == 503 and len(adapter.sent) == 1
+
+
+def test_retries_end_with_the_last_answer() -> None:
+    adapter = Scripted(*[(503, {"message": "still starting"})] * 3)
+    with pytest.raises(cli.ApiFailure, match="still starting"):
+        _scripted_client(adapter).call("GET", "/jobs")
+    assert len(adapter.sent) == 3
 
 
 def test_local_api_requests_are_not_signed() -> None:
