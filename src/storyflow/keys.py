@@ -73,6 +73,11 @@ def manifest_key(job_id: str) -> str:
     return f"segments/{check_job_id(job_id)}/manifest.json"
 
 
+def audio_key(job_id: str) -> str:
+    """The source's audio track, copied out by chunk so reassemble need not download the whole source."""
+    return f"segments/{check_job_id(job_id)}/audio.m4a"
+
+
 # Output bucket
 def job_prefix(job_id: str) -> str:
     return f"jobs/{check_job_id(job_id)}/"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import requests
 
+from storyflow import keys
 from storyflow.local import LocalCloud
 from storyflow.samples import make_clip
 from tests.integration.conftest import FAULTY_STEREO_JOB
@@ -125,8 +126,9 @@ def test_uploaded_clip_becomes_full_side_by_side_3d(
     # ... and the intermediates are tagged for expiry
     s3 = local_cloud.client("s3")
     for bucket, key in (
-        (local_cloud.outputs["InputBucketName"], f"segments/{job_id}/00000.mp4"),
-        (local_cloud.outputs["OutputBucketName"], f"jobs/{job_id}/segments/00002.mp4"),
+        (local_cloud.outputs["InputBucketName"], keys.segment_key(job_id, 0)),
+        (local_cloud.outputs["InputBucketName"], keys.audio_key(job_id)),
+        (local_cloud.outputs["OutputBucketName"], keys.inferred_segment_key(job_id, 2)),
     ):
         tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
         assert tags == {"storyflow-lifecycle": "expire-intermediate"}, (bucket, key)

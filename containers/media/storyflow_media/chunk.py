@@ -5,15 +5,19 @@ GOP placed in whichever segment leaves it closest to the target length. When the
 are further apart than twice the target (or a cut cannot stand alone: an open GOP, a first frame
 that is not a keyframe, a codec MP4 cannot hold), the source is first re-encoded once with libx264
 and a keyframe forced at every target boundary, then split the same way.
+
+Asked to, the pass that reads the source also copies its audio packets into an audio-only file
+(`storyflow_media.audio`), so that reassemble does not have to read the source again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -22,6 +26,7 @@ from av.packet import Packet
 from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
+from storyflow_media.audio import AudioCopy, SourceAudio
 from storyflow_media.errors import MediaError, NotAVideo
 from storyflow_media.probe import check_bitstream, open_video
 
@@ -48,6 +53,7 @@ class ChunkResult:
     segments: tuple[Segment, ...]
     reencoded: bool
     reason: str  # why the source was re-encoded ("" when it was stream-copied)
+    audio: SourceAudio = field(default_factory=SourceAudio)  # the audio copy, when one was asked for
 
     @property
     def frames(self) -> int:
@@ -58,13 +64,20 @@ class _NeedsReencode(Exception):
     """Control flow: the stream-copy split cannot be used; never escapes this module."""
 
 
-def chunk(source: Path, out_dir: Path, segment_seconds: float = 10.0) -> ChunkResult:
-    """Write `out_dir/{i:05d}.mp4` (video only) and describe them; raises NotAVideo for bad input."""
+def chunk(
+    source: Path, out_dir: Path, segment_seconds: float = 10.0, *, audio_path: Path | None = None
+) -> ChunkResult:
+    """Write `out_dir/{i:05d}.mp4` (video only) and describe them; raises NotAVideo for bad input.
+
+    With `audio_path`, the same pass over the source copies its audio there when the codec
+    stream-copies into MP4 (`result.audio` says what it did; see `storyflow_media.audio`).
+    """
     if segment_seconds <= 0:
         raise ValueError(f"segment_seconds must be > 0, got {segment_seconds}")
     target = Fraction(segment_seconds).limit_denominator(1000)
     try:
-        return ChunkResult(_split(source, out_dir, target, max_gap=2 * target), reencoded=False, reason="")
+        segments, audio = _split(source, out_dir, target, max_gap=2 * target, audio_path=audio_path)
+        return ChunkResult(segments, reencoded=False, reason="", audio=audio)
     except _NeedsReencode as why:
         reason = str(why)
     for stale in out_dir.glob("[0-9][0-9][0-9][0-9][0-9].mp4"):
@@ -73,8 +86,13 @@ def chunk(source: Path, out_dir: Path, segment_seconds: float = 10.0) -> ChunkRe
     out_dir.mkdir(parents=True, exist_ok=True)
     keyframed = out_dir / "keyframed.tmp.mp4"
     try:
-        reencode_with_keyframes(source, keyframed, target)
-        return ChunkResult(_split(keyframed, out_dir, target, max_gap=None), reencoded=True, reason=reason)
+        audio = reencode_with_keyframes(source, keyframed, target, audio_path=audio_path)
+        segments, _ = _split(keyframed, out_dir, target, max_gap=None)
+        return ChunkResult(segments, reencoded=True, reason=reason, audio=audio)
+    except BaseException:
+        if audio_path is not None:
+            audio_path.unlink(missing_ok=True)
+        raise
     finally:
         keyframed.unlink(missing_ok=True)
 
@@ -170,16 +188,26 @@ class _Splitter:
         self.writer = None
 
 
-def _split(source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction | None) -> tuple[Segment, ...]:
-    """One demux pass, a GOP at a time (bounded memory); raises _NeedsReencode if copying cannot work."""
+def _split(
+    source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction | None, audio_path: Path | None = None
+) -> tuple[tuple[Segment, ...], SourceAudio]:
+    """One demux pass, a GOP at a time (bounded memory); raises _NeedsReencode if copying cannot work.
+
+    With `audio_path`, the pass also copies the audio there (see AudioCopy).
+    """
     with open_video(source, decode=False) as (container, stream):
         codec = stream.codec_context.name
         if codec not in MP4_VIDEO_CODECS:
             raise _NeedsReencode(f"codec {codec} does not stream-copy into mp4")
         splitter = _Splitter(stream, out_dir, target, max_gap)
+        audio = AudioCopy.start(container, stream, audio_path)
+        audio_index = -1 if audio is None else audio.stream.index
         gop: list[Packet] = []
         try:
-            for packet in container.demux(stream):
+            for packet in container.demux(stream if audio is None else (stream, audio.stream)):
+                if packet.stream_index == audio_index and audio is not None:
+                    audio.write(packet)
+                    continue
                 if packet.pts is None:  # the demuxer's flush packet
                     continue
                 if not gop:  # the very first packet
@@ -193,20 +221,45 @@ def _split(source: Path, out_dir: Path, target: Fraction, *, max_gap: Fraction |
             if not gop:
                 raise NotAVideo("the video stream has no frames", source.name)
             splitter.add(gop, splitter.last_end(gop))
-            return splitter.finish()
+            segments = splitter.finish()
+            return segments, AudioCopy.finish(audio, container)
         except BaseException:
             splitter.abort()
+            if audio is not None:
+                audio.abort()
             raise
 
 
-def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> None:
+def reencode_with_keyframes(
+    source: Path, dest: Path, interval: Fraction, *, audio_path: Path | None = None
+) -> SourceAudio:
     """Re-encode the video of `source` to `dest` (libx264, yuv420p) with an IDR frame every `interval`.
 
     Frame timestamps are kept (so frame rate, and variable frame rate, survive). yuv420p needs even
     dimensions: an odd width or height is PADDED by one pixel that repeats the last column/row, so no
-    source pixel is lost (853x480 becomes 854x480).
+    source pixel is lost (853x480 becomes 854x480). With `audio_path`, the pass also copies the
+    source's audio there (see AudioCopy).
     """
-    with open_video(source) as (src, in_stream), av.open(str(dest), mode="w", format="mp4") as out:
+    with open_video(source) as (src, in_stream):
+        audio = AudioCopy.start(src, in_stream, audio_path)
+        try:
+            _reencode(src, in_stream, dest, interval, audio, source.name)
+            return AudioCopy.finish(audio, src)
+        except BaseException:
+            if audio is not None:
+                audio.abort()
+            raise
+
+
+def _reencode(
+    src: InputContainer,
+    in_stream: VideoStream,
+    dest: Path,
+    interval: Fraction,
+    audio: AudioCopy | None,
+    name: str,
+) -> None:
+    with av.open(str(dest), mode="w", format="mp4") as out:
         in_stream.thread_type = "AUTO"
         tb = in_stream.time_base
         assert tb is not None
@@ -220,7 +273,7 @@ def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> Non
         origin: int | None = None
         next_key = Fraction(0)
         last_pts = -1
-        for frame in _decoded(src, in_stream, source.name):
+        for frame in _decoded(src, in_stream, name, audio):
             pts = frame.pts if frame.pts is not None else last_pts + 1
             if pts <= last_pts:  # a duplicate/out-of-order timestamp would break the muxer; nudge it
                 pts = last_pts + 1
@@ -239,17 +292,26 @@ def reencode_with_keyframes(source: Path, dest: Path, interval: Fraction) -> Non
             for packet in enc.encode(frame):
                 out.mux(packet)
         if origin is None:
-            raise NotAVideo("no video frame decodes", source.name)
+            raise NotAVideo("no video frame decodes", name)
         for packet in enc.encode(None):
             out.mux(packet)
 
 
-def _decoded(container: InputContainer, stream: VideoStream, name: str) -> Iterator[VideoFrame]:
-    """The stream's frames; a decode error is NotAVideo before the first frame, MediaError after."""
+def _decoded(
+    container: InputContainer, stream: VideoStream, name: str, audio: AudioCopy | None = None
+) -> Iterator[VideoFrame]:
+    """The stream's frames; a decode error is NotAVideo before the first frame, MediaError after.
+
+    Audio packets of the same pass go to `audio`.
+    """
     count = 0
-    for packet in container.demux(stream):
+    audio_index = -1 if audio is None else audio.stream.index
+    for packet in container.demux(stream if audio is None else (stream, audio.stream)):
+        if packet.stream_index == audio_index and audio is not None:
+            audio.write(packet)
+            continue
         try:
-            frames = packet.decode()
+            frames = cast(list[VideoFrame], packet.decode())  # a packet of the video stream
         except av.FFmpegError as exc:
             reason = exc.strerror or str(exc)
             if count:

@@ -18,11 +18,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from storyflow_media import __version__, keys, s3io
+from storyflow_media.audio import SourceAudio
 from storyflow_media.chunk import chunk
 from storyflow_media.errors import BadManifest, MediaError, NotAVideo, Terminated
 from storyflow_media.reassemble import reassemble
@@ -57,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="split input/J/source.mp4 into segments/J/{i:05d}.mp4 + segments/J/manifest.json",
         description="Split the source at keyframes by stream copy (video only) into segments of about "
         "--segment-seconds; when keyframes are further apart than twice that, re-encode with libx264 "
-        "and a keyframe forced every --segment-seconds (odd sizes are padded by 1 px). Writes the "
-        "segments (tagged storyflow-lifecycle=expire-intermediate) and a manifest: a JSON array of "
-        '{"job_id","index","bucket","key","start","duration","frames"}.',
+        "and a keyframe forced every --segment-seconds (odd sizes are padded by 1 px). In the same "
+        "pass, copy the source's audio (when it stream-copies into MP4) to segments/J/audio.m4a. Writes "
+        "the segments and the audio (tagged storyflow-lifecycle=expire-intermediate) and a manifest: a "
+        'JSON array of {"job_id","index","bucket","key","start","duration","frames"[,"audio_key"]}.',
     )
     c.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
     c.add_argument("--bucket", required=True, help="input bucket: holds the source; receives the segments")
@@ -75,14 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="join jobs/J/segments/*.mp4 with the source's audio into jobs/J/final.mp4",
         description="Read segments/J/manifest.json (input bucket), fetch jobs/J/segments/{i:05d}.mp4 "
         "(output bucket), concatenate them in order (stream copy when they share codec parameters, "
-        "else libx264), mux the audio of the source once (copy, or AAC when its codec does not fit "
-        "MP4), write jobs/J/final.mp4 with faststart, and tag input and output segments "
-        "storyflow-lifecycle=expire-intermediate.",
+        "else libx264), mux the source's audio once (from the copy the manifest names, else from the "
+        "source; copy, or AAC when its codec does not fit MP4), write jobs/J/final.mp4 with faststart, "
+        "and tag input and output segments storyflow-lifecycle=expire-intermediate.",
     )
     r.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
     r.add_argument("--input-bucket", required=True, help="bucket of the source and the manifest")
     r.add_argument("--output-bucket", required=True, help="bucket of the inferred segments and the final")
-    r.add_argument("--source-key", help="source object key (default input/<job-id>/source.mp4)")
+    r.add_argument(
+        "--source-key",
+        help="source object key, read for its audio only when the manifest names no copy of it "
+        "(default input/<job-id>/source.mp4)",
+    )
     r.add_argument("--workdir", type=Path, help="scratch directory (default: the system temp dir)")
     return parser
 
@@ -94,8 +101,9 @@ def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     source = s3io.download(s3, bucket, source_key, work / "source.mp4")
     log.info("downloaded %s (%d bytes)", s3io.uri(bucket, source_key), source.stat().st_size)
     with _named({source.name: s3io.uri(bucket, source_key)}):
-        result = chunk(source, work / "segments", args.segment_seconds)
+        result = chunk(source, work / "segments", args.segment_seconds, audio_path=work / "audio.m4a")
     log.info("%d segments (%s)", len(result.segments), result.reason or "stream copy")
+    audio = _manifest_audio(job, result.audio)
     manifest = [
         {
             "job_id": job,
@@ -105,15 +113,20 @@ def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "start": seg.start,
             "duration": seg.duration,
             "frames": seg.frames,
+            **audio,
         }
         for seg in result.segments
     ]
+    uploads = [(seg.path, keys.segment_key(job, seg.index), s3io.MP4) for seg in result.segments]
+    if result.audio.copy is not None:
+        uploads.append((result.audio.copy, keys.audio_key(job), s3io.M4A))
 
-    def put_segment(entry: dict[str, Any]) -> None:
-        s3io.upload(s3, work / "segments" / f"{entry['index']:05d}.mp4", bucket, entry["key"])
-        s3io.tag_intermediate(s3, bucket, entry["key"])
+    def put_intermediate(upload: tuple[Path, str, str]) -> None:
+        path, key, content_type = upload
+        s3io.upload(s3, path, bucket, key, content_type)
+        s3io.tag_intermediate(s3, bucket, key)
 
-    s3io.parallel(put_segment, manifest)
+    s3io.parallel(put_intermediate, uploads)
     manifest_key = keys.manifest_key(job)
     s3io.put_json(s3, bucket, manifest_key, manifest)  # last: its presence means every segment is there
     s3io.tag_intermediate(s3, bucket, manifest_key)
@@ -127,10 +140,33 @@ def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "frames": result.frames,
         "seconds": round(sum(seg.duration for seg in result.segments), 6),
         "reencoded": result.reencoded,
+        "audio_key": audio.get("audio_key"),
     }
 
 
-def read_manifest(s3: Any, bucket: str, job: str) -> list[dict[str, Any]]:
+def _manifest_audio(job: str, audio: SourceAudio) -> dict[str, str | None]:
+    """The audio field of every manifest entry: the key of chunk's audio copy; None when the source
+    has no audio; no field at all when the audio stays in the source (reassemble reads it there)."""
+    if audio.copy is not None:
+        return {"audio_key": keys.audio_key(job)}
+    if not audio.present:
+        return {"audio_key": None}
+    return {}
+
+
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """segments/J/manifest.json, checked: its entries in index order, and where the audio is."""
+
+    entries: list[dict[str, Any]]
+    audio_key: str | None  # chunk's copy of the source's audio (input bucket), when there is one
+    audio_in_source: bool  # no copy: take the audio, if any, from the source (older manifests too)
+
+
+def read_manifest(s3: Any, bucket: str, job: str) -> Manifest:
     key = keys.manifest_key(job)
     entries = s3io.get_json(s3, bucket, key)
     where = s3io.uri(bucket, key)
@@ -143,7 +179,14 @@ def read_manifest(s3: Any, bucket: str, job: str) -> list[dict[str, Any]]:
     indexes = [e["index"] for e in entries]
     if indexes != list(range(len(entries))):
         raise BadManifest(f"{where}: indexes are not 0..{len(entries) - 1}: {indexes[:20]}")
-    return entries
+    audio_key = entries[0].get("audio_key", _ABSENT)
+    if any(e.get("audio_key", _ABSENT) != audio_key for e in entries):
+        raise BadManifest(f"{where}: the entries disagree on audio_key")
+    if audio_key is _ABSENT:
+        return Manifest(entries, audio_key=None, audio_in_source=True)
+    if audio_key is not None and audio_key != keys.audio_key(job):
+        raise BadManifest(f"{where}: audio_key is not {keys.audio_key(job)}: {str(audio_key)[:120]}")
+    return Manifest(entries, audio_key=audio_key, audio_in_source=False)
 
 
 def _starts(entries: list[dict[str, Any]]) -> list[float] | None:
@@ -157,25 +200,34 @@ def _starts(entries: list[dict[str, Any]]) -> list[float] | None:
 def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     s3 = s3io.s3_client()
     job, ib, ob = args.job_id, args.input_bucket, args.output_bucket
-    entries = read_manifest(s3, ib, job)
-    source_key = args.source_key or keys.source_key(job)
-    source = work / "source.mp4"
+    manifest = read_manifest(s3, ib, job)
+    entries = manifest.entries
     paths = [work / "segments" / f"{e['index']:05d}.mp4" for e in entries]
     downloads = [
         (ob, keys.inferred_segment_key(job, e["index"]), p) for e, p in zip(entries, paths, strict=True)
     ]
-    downloads.append((ib, source_key, source))
+    audio: tuple[str, Path] | None = None  # (key in the input bucket, local path)
+    if manifest.audio_key is not None:
+        audio = (manifest.audio_key, work / "audio.m4a")
+    elif manifest.audio_in_source:
+        audio = (args.source_key or keys.source_key(job), work / "source.mp4")
+    if audio is not None:
+        downloads.append((ib, *audio))
     s3io.parallel(lambda d: s3io.download(s3, *d), downloads)
-    log.info("downloaded %d segments and the source", len(paths))
+    log.info("downloaded %d segments and the audio (%s)", len(paths), audio and audio[0])
     final = work / "final.mp4"
     with _named({path.name: s3io.uri(bucket, key) for bucket, key, path in downloads}):
-        result = reassemble(paths, final, audio_source=source, starts=_starts(entries))
+        result = reassemble(
+            paths, final, audio_source=None if audio is None else audio[1], starts=_starts(entries)
+        )
     final_key = keys.final_key(job)
     s3io.upload(s3, final, ob, final_key)
     log.info("wrote %s", s3io.uri(ob, final_key))
     intermediates = [(ib, keys.segment_key(job, e["index"])) for e in entries]
     intermediates += [(ob, keys.inferred_segment_key(job, e["index"])) for e in entries]
     intermediates.append((ib, keys.manifest_key(job)))
+    if manifest.audio_key is not None:
+        intermediates.append((ib, manifest.audio_key))
     s3io.parallel(lambda bk: s3io.tag_intermediate(s3, *bk), intermediates)
     return {
         "job_id": job,
@@ -191,6 +243,7 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "video": result.video,
         "audio": result.audio,
         "audio_seconds": result.audio_seconds,
+        "audio_uri": None if audio is None else s3io.uri(ib, audio[0]),
     }
 
 

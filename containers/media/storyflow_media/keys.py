@@ -28,6 +28,11 @@ def manifest_key(job: str) -> str:
     return f"segments/{job}/manifest.json"
 
 
+def audio_key(job: str) -> str:
+    """The source's audio, copied by chunk (audio-only MP4) for reassemble."""
+    return f"segments/{job}/audio.m4a"
+
+
 # Output bucket
 def inferred_segment_key(job: str, index: int) -> str:
     return f"jobs/{job}/segments/{index:05d}.mp4"

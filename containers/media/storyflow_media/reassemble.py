@@ -15,14 +15,12 @@ fractions are used once per segment.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
-from operator import itemgetter
 from pathlib import Path
 
 import av
@@ -33,19 +31,23 @@ from av.stream import Discard
 from av.video.frame import PictureType
 from av.video.stream import VideoStream
 
+from storyflow_media.audio import first_audio, fits_mp4, video_start
 from storyflow_media.chunk import DEFAULT_RATE, MP4_VIDEO_CODECS, X264_OPTIONS
 from storyflow_media.errors import MediaError
 from storyflow_media.probe import open_container, open_video
 
 log = logging.getLogger(__name__)
 
-#: Audio codecs that stream-copy into MP4; anything else is encoded to AAC.
-MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3"})
 AAC_BITRATE = 192_000
 _AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 _Timed = tuple[float, Packet]  # (decode time in seconds: the interleaving key, packet)
 _Opened = tuple[int, InputContainer, VideoStream]
+_Open = tuple[InputContainer, VideoStream]
+
+#: Segments the survey leaves open for the stream copy to read (each holds a file descriptor and its
+#: index, a few kB); any further segment is opened again when its turn comes (~1 ms each).
+KEEP_OPEN = 256
 
 
 @dataclass(frozen=True)
@@ -105,14 +107,19 @@ def reassemble(
     if starts is not None and len(starts) != len(segments):
         raise MediaError(f"{len(starts)} start times for {len(segments)} segments")
     placed = _from_zero(starts) if starts is not None else None
-    copy, reason, samples = _survey(segments)
-    if not copy:
-        log.info("re-encoding the video: %s", reason)
-    try:
-        return _write(segments, dest, audio_source, placed, copy=copy, video_samples=samples)
-    except _MoovTooSmall:
-        log.warning("the reserved index space was too small; writing again with a faststart pass")
-        return _write(segments, dest, audio_source, placed, copy=copy, video_samples=None)
+    with ExitStack() as kept:
+        copy, reason, samples, surveyed = _survey(segments, kept)
+        if not copy:
+            log.info("re-encoding the video: %s", reason)
+            kept.close()  # the re-encode opens each segment again, to decode it
+            surveyed = []
+        try:
+            return _write(
+                segments, dest, audio_source, placed, copy=copy, video_samples=samples, opened=surveyed
+            )
+        except _MoovTooSmall:
+            log.warning("the reserved index space was too small; writing again with a faststart pass")
+            return _write(segments, dest, audio_source, placed, copy=copy, video_samples=None)
 
 
 def _from_zero(starts: Sequence[float]) -> list[Fraction]:
@@ -120,13 +127,19 @@ def _from_zero(starts: Sequence[float]) -> list[Fraction]:
     return [start - exact[0] for start in exact]
 
 
-def _survey(segments: Sequence[Path]) -> tuple[bool, str, int | None]:
-    """(stream copy possible, why not, total video samples or None if a count is unknown)."""
+def _survey(segments: Sequence[Path], keep: ExitStack) -> tuple[bool, str, int | None, list[_Open]]:
+    """(stream copy possible, why not, total video samples or None if a count is unknown, and the
+    first KEEP_OPEN segments, opened for the copy: in `keep`, which closes them)."""
     reference: tuple[object, ...] | None = None
     reason = ""
     samples: int | None = 0
-    for path in segments:
-        with open_video(path, decode=False) as (_, stream):
+    kept: list[_Open] = []
+    for index, path in enumerate(segments):
+        with ExitStack() as this:
+            container, stream = this.enter_context(open_video(path, decode=False))
+            if index < KEEP_OPEN:
+                keep.enter_context(this.pop_all())
+                kept.append((container, stream))
             params = _copy_params(stream)
             reference = reference or params
             if not reason and params[0] not in MP4_VIDEO_CODECS:
@@ -135,7 +148,7 @@ def _survey(segments: Sequence[Path]) -> tuple[bool, str, int | None]:
                 reason = f"{path.name} has other codec parameters than {segments[0].name}"
             count = stream.frames  # the MP4 sample count; 0 (unknown) for containers without one
             samples = samples + count if samples is not None and count else None
-    return not reason, reason, samples
+    return not reason, reason, samples, kept
 
 
 def _moov_reserve(video_samples: int | None, audio_samples: int | None) -> int | None:
@@ -158,31 +171,32 @@ def _write(
     *,
     copy: bool,
     video_samples: int | None,
+    opened: Sequence[_Open] = (),
 ) -> ReassembleResult:
     timeline = _Timeline()
     with ExitStack() as stack:
         source, audio_in = None, None
         if audio_source is not None:
             source = stack.enter_context(open_container(audio_source, decode=False))
-            audio_in = next(iter(source.streams.audio), None)
+            audio_in = first_audio(source)
             for stream in source.streams:  # the demuxer then skips the source's video entirely
                 stream.discard = Discard.default if stream is audio_in else Discard.all
-        reserve = _moov_reserve(video_samples, _audio_samples(audio_in, copy_audio=_fits_mp4(audio_in)))
+        reserve = _moov_reserve(video_samples, _audio_samples(audio_in, copy_audio=fits_mp4(audio_in)))
         index_options = {"moov_size": str(reserve)} if reserve else {"movflags": "+faststart"}
-        opened = _open_each(segments, decode=not copy)
-        stack.callback(opened.close)
-        first = next(opened)  # stays open: the template of the output stream
+        each = _open_each(segments, decode=not copy, opened=opened)
+        stack.callback(each.close)
+        first = next(each)  # stays open: the template of the output stream
         out = stack.enter_context(av.open(str(dest), mode="w", format="mp4", options=index_options))
         if copy:
             video_out = out.add_stream_from_template(first[2])
-            video = _copied_video(_chain(first, opened), starts, video_out, timeline)
+            video = _copied_video(_chain(first, each), starts, video_out, timeline)
         else:
             video_out = _x264_stream(out, first[2])
-            video = _reencoded_video(_chain(first, opened), starts, video_out, timeline)
+            video = _reencoded_video(_chain(first, each), starts, video_out, timeline)
         audio_mode, audio = None, iter(())
         if source is not None and audio_in is not None:
             audio_mode, audio = _audio(source, audio_in, out, timeline)
-        for _, packet in heapq.merge(video, audio, key=itemgetter(0)):
+        for packet in _interleaved(video, audio):
             out.mux(packet)
         try:
             out.close()
@@ -205,8 +219,18 @@ def _write(
     )
 
 
-def _fits_mp4(stream: AudioStream | None) -> bool:
-    return stream is not None and stream.codec_context.name in MP4_AUDIO_CODECS
+def _interleaved(video: Iterator[_Timed], audio: Iterator[_Timed]) -> Iterator[Packet]:
+    """The packets of both in time order, video first on a tie: heapq.merge's order, at less cost."""
+    pending = next(audio, None)
+    for at, packet in video:
+        while pending is not None and pending[0] < at:
+            yield pending[1]
+            pending = next(audio, None)
+        yield packet
+    if pending is not None:
+        yield pending[1]
+        for _, packet in audio:
+            yield packet
 
 
 def _audio_samples(stream: AudioStream | None, *, copy_audio: bool) -> int | None:
@@ -220,11 +244,18 @@ def _audio_samples(stream: AudioStream | None, *, copy_audio: bool) -> int | Non
     return math.ceil(stream.duration * stream.time_base * _aac_rate(stream.rate) / 1024) + 8
 
 
-def _open_each(segments: Sequence[Path], *, decode: bool) -> Iterator[_Opened]:
-    """Each segment in turn, open only while its packets are read."""
+def _open_each(segments: Sequence[Path], *, decode: bool, opened: Sequence[_Open] = ()) -> Iterator[_Opened]:
+    """Each segment in turn, open only while its packets are read (the first ones already `opened`)."""
     for index, path in enumerate(segments):
-        with open_video(path, decode=decode) as (container, stream):
-            yield index, container, stream
+        if index < len(opened):
+            container, stream = opened[index]
+            try:
+                yield index, container, stream
+            finally:
+                container.close()  # read to the end: let it go now (closing it again later is harmless)
+        else:
+            with open_video(path, decode=decode) as (container, stream):
+                yield index, container, stream
 
 
 def _chain(first: _Opened, rest: Iterator[_Opened]) -> Iterator[_Opened]:
@@ -340,17 +371,15 @@ def _timed(packet: Packet, seconds_per_tick: float) -> _Timed:
 def _audio(
     source: InputContainer, stream: AudioStream, out: OutputContainer, timeline: _Timeline
 ) -> tuple[str, Iterator[_Timed]]:
-    # Keep A/V sync: the output video starts at 0 where the source's first video frame was.
-    video = next(iter(source.streams.video), None)
-    video_start = Fraction(0)
-    if video is not None and video.start_time is not None and video.time_base is not None:
-        video_start = video.start_time * video.time_base
-    if _fits_mp4(stream):
+    # Keep A/V sync: the output video starts at 0 where the source's first video frame was (an audio
+    # file written by chunk has no video: its timestamps are already shifted that way).
+    shift = video_start(next(iter(source.streams.video), None))
+    if fits_mp4(stream):
         out_stream = out.add_stream_from_template(stream)
-        return "copy", _copied_audio(source, stream, out_stream, video_start, timeline)
+        return "copy", _copied_audio(source, stream, out_stream, shift, timeline)
     encoder = out.add_stream("aac", rate=_aac_rate(stream.rate), layout=_aac_layout(stream))
     encoder.bit_rate = AAC_BITRATE
-    return "aac", _encoded_audio(source, stream, encoder, video_start, timeline)
+    return "aac", _encoded_audio(source, stream, encoder, shift, timeline)
 
 
 def _aac_rate(rate: int) -> int:

@@ -17,6 +17,7 @@ from storyflow_media.errors import MissingObject
 
 LIFECYCLE_TAG = ("storyflow-lifecycle", "expire-intermediate")
 MP4 = "video/mp4"
+M4A = "audio/mp4"
 WORKERS = 8
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=WORKERS * 2)
 

@@ -1,4 +1,4 @@
-"""Measurements the media tests assert on: decoded frame times, audio length, MP4 box order."""
+"""Measurements the media tests assert on (decoded frame times, audio length, MP4 box order), and remuxes."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ def audio_seconds(path: Path) -> float | None:
         return sum(frame.samples for frame in container.decode(stream)) / stream.rate
 
 
+def assert_same_audio_length(final: Path, source: Path, tolerance: float = 0.050) -> None:
+    """The final's decoded audio lasts as long as the source's, within `tolerance` seconds."""
+    final_audio, source_audio = audio_seconds(final), audio_seconds(source)
+    assert final_audio is not None and source_audio is not None, (final_audio, source_audio)
+    assert abs(final_audio - source_audio) <= tolerance, (final_audio, source_audio)
+
+
 def stream_kinds(path: Path) -> list[str]:
     with av.open(str(path)) as container:
         return [stream.type for stream in container.streams]
@@ -45,3 +52,20 @@ def top_level_boxes(path: Path) -> list[str]:
             size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
         offset += size if size else len(data)
     return boxes
+
+
+def delayed_video(source: Path, dest: Path, seconds: float) -> Path:
+    """A remux of `source` whose video packets are `seconds` later (its audio unchanged)."""
+    with av.open(str(source)) as src, av.open(str(dest), mode="w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "video":
+                assert packet.pts is not None and packet.time_base is not None
+                shift = round(Fraction(seconds) / packet.time_base)
+                packet.pts += shift
+                packet.dts += shift
+            packet.stream = streams[packet.stream_index]
+            out.mux(packet)
+    return dest

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import av
 import pytest
+from storyflow_media.audio import SourceAudio
 from storyflow_media.chunk import chunk
 from storyflow_media.errors import NotAVideo
 from storyflow_media.synth import make_clip
 
 from .conftest import Clips
-from .media_helpers import first_packet_is_keyframe, frame_times, stream_kinds
+from .media_helpers import delayed_video, first_packet_is_keyframe, frame_times, stream_kinds
 
 
 def test_dense_keyframes_are_split_by_stream_copy_at_the_target(clips: Clips, tmp_path: Path) -> None:
@@ -132,15 +133,20 @@ def test_audio_only_file_is_not_a_video(tmp_path: Path) -> None:
         chunk(path, tmp_path / "out", 10.0)
 
 
-def test_garbage_behind_a_valid_mp4_index_is_not_a_video(clips: Clips, tmp_path: Path) -> None:
-    # Given a real MP4 whose first video sample was overwritten (the index still describes a video)
-    with av.open(str(clips.gop1)) as container:
+def with_garbage_first_video_sample(clip: Path, dest: Path) -> Path:
+    """A copy of `clip` whose first video sample is overwritten (its index still describes a video)."""
+    with av.open(str(clip)) as container:
         first = next(container.demux(video=0))
         offset, size = first.pos, first.size
-    data = bytearray(clips.gop1.read_bytes())
+    data = bytearray(clip.read_bytes())
     data[offset + 700 : offset + size] = b"\xff" * (size - 700)
-    source = tmp_path / "source.mp4"
-    source.write_bytes(data)
+    dest.write_bytes(data)
+    return dest
+
+
+def test_garbage_behind_a_valid_mp4_index_is_not_a_video(clips: Clips, tmp_path: Path) -> None:
+    # Given a real MP4 whose first video sample was overwritten (the index still describes a video)
+    source = with_garbage_first_video_sample(clips.gop1, tmp_path / "source.mp4")
     # When it is chunked, Then it is refused because the video does not decode
     with pytest.raises(NotAVideo, match="video does not decode"):
         chunk(source, tmp_path / "out", 2.0)
@@ -157,3 +163,67 @@ def test_open_gops_are_reencoded_rather_than_cut(tmp_path: Path) -> None:
     assert [s.frames for s in result.segments] == [24, 24, 24]
     for segment in result.segments:
         assert len(frame_times(segment.path)) == 24
+
+
+# The audio copy: made in the same pass over the source, for reassemble.
+
+
+def audio_packets(path: Path) -> list[tuple[int | None, int | None, int, bytes]]:
+    """(pts, dts, duration, data) of every packet of the first audio stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return [(p.pts, p.dts, p.duration, bytes(p)) for p in container.demux(stream) if p.pts is not None]
+
+
+@pytest.mark.parametrize("source", ["gop1", "gop10"], ids=["stream-copy", "re-encode"])
+def test_the_audio_is_copied_packet_for_packet_beside_the_segments(
+    clips: Clips, tmp_path: Path, source: str
+) -> None:
+    # Given a clip with AAC audio, split by stream copy (gop1) or re-encoded first (gop10)
+    clip = getattr(clips, source)
+    # When it is chunked with an audio path
+    result = chunk(clip, tmp_path / "segments", 2.0, audio_path=tmp_path / "audio.m4a")
+    # Then the audio is stream-copied there, packet for packet (the video starts at 0: no shift)
+    assert result.audio == SourceAudio(copy=tmp_path / "audio.m4a", present=True)
+    assert stream_kinds(tmp_path / "audio.m4a") == ["audio"]
+    assert audio_packets(tmp_path / "audio.m4a") == audio_packets(clip)
+    # And the segments are the same as without it: video only, every frame
+    assert result.reencoded is (source == "gop10")
+    assert all(stream_kinds(s.path) == ["video"] for s in result.segments)
+    assert result.frames == 144
+
+
+def test_audio_that_does_not_fit_mp4_or_no_audio_is_not_copied(clips: Clips, tmp_path: Path) -> None:
+    # Given a clip with PCM audio and a clip without audio, When both are chunked with an audio path
+    pcm = chunk(clips.pcm, tmp_path / "pcm", 2.0, audio_path=tmp_path / "pcm.m4a")
+    silent = chunk(clips.silent, tmp_path / "silent", 2.0, audio_path=tmp_path / "silent.m4a")
+    # Then neither writes a copy: PCM audio stays in the source, and the silent source has none
+    assert pcm.audio == SourceAudio(copy=None, present=True)
+    assert silent.audio == SourceAudio(copy=None, present=False)
+    assert not (tmp_path / "pcm.m4a").exists() and not (tmp_path / "silent.m4a").exists()
+    # And without an audio path nothing is copied or looked at
+    assert chunk(clips.gop1, tmp_path / "plain", 2.0).audio == SourceAudio()
+
+
+def test_the_audio_copy_keeps_sync_with_a_video_that_starts_late(tmp_path: Path) -> None:
+    # Given a source whose video starts 0.5 s after its audio
+    source = delayed_video(make_clip(tmp_path / "clip.mp4", preset="ultrafast"), tmp_path / "late.mp4", 0.5)
+    # When it is chunked with an audio path
+    result = chunk(source, tmp_path / "segments", 2.0, audio_path=tmp_path / "audio.m4a")
+    # Then the copy's audio is shifted by 0.5 s: its time 0 is the video's first frame
+    assert result.audio.copy is not None
+    shifted, original = audio_packets(result.audio.copy), audio_packets(source)
+    assert len(shifted) == len(original)
+    half_second = 24_000  # audio ticks at 48 kHz
+    assert [(pts, data) for pts, _, _, data in shifted] == [
+        (None if pts is None else pts - half_second, data) for pts, _, _, data in original
+    ]
+
+
+def test_a_failed_chunk_leaves_no_audio_copy(clips: Clips, tmp_path: Path) -> None:
+    # Given a real MP4 whose first video sample is garbage (found once the pass has begun)
+    source = with_garbage_first_video_sample(clips.gop1, tmp_path / "source.mp4")
+    # When it is chunked with an audio path, Then it is refused and no audio copy is left behind
+    with pytest.raises(NotAVideo):
+        chunk(source, tmp_path / "out", 2.0, audio_path=tmp_path / "out" / "audio.m4a")
+    assert not (tmp_path / "out" / "audio.m4a").exists()

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import pytest
 from storyflow_media import cli, s3io
 
 from .conftest import Clips
-from .media_helpers import audio_seconds, frame_times, top_level_boxes
+from .media_helpers import assert_same_audio_length, audio_seconds, frame_times, stream_kinds, top_level_boxes
 
 JOB = "st-20261123-1a2b3c4d5e6f"
 SOURCE_KEY = f"input/{JOB}/source.mp4"
+AUDIO_KEY = f"segments/{JOB}/audio.m4a"
+MANIFEST_KEY = f"segments/{JOB}/manifest.json"
 TAG = [{"Key": "storyflow-lifecycle", "Value": "expire-intermediate"}]
 
 
@@ -67,8 +70,9 @@ def test_chunk_then_reassemble_through_s3(
     summary = json.loads(run.stdout)
     assert run.stdout.count("\n") == 1
     assert summary["segments"] == 3 and summary["frames"] == 144 and summary["reencoded"] is False
-    # And the manifest is the JSON array the Distributed Map reads
-    manifest = json.loads(s3.get_object(Bucket=inb, Key=f"segments/{JOB}/manifest.json")["Body"].read())
+    assert summary["audio_key"] == AUDIO_KEY
+    # And the manifest is the JSON array the Distributed Map reads, every entry naming the audio copy
+    manifest = json.loads(s3.get_object(Bucket=inb, Key=MANIFEST_KEY)["Body"].read())
     assert manifest == [
         {
             "job_id": JOB,
@@ -78,13 +82,23 @@ def test_chunk_then_reassemble_through_s3(
             "start": 2.0 * i,
             "duration": 2.0,
             "frames": 48,
+            "audio_key": AUDIO_KEY,
         }
         for i in range(3)
     ]
-    # And every segment (and the manifest) is tagged as an intermediate; the source is not
+    # And the audio copy is an audio-only MP4 as long as the source's audio
+    audio_copy = tmp_path / "audio.m4a"
+    s3.download_file(inb, AUDIO_KEY, str(audio_copy))
+    assert stream_kinds(audio_copy) == ["audio"]
+    assert s3.head_object(Bucket=inb, Key=AUDIO_KEY)["ContentType"] == "audio/mp4"
+    copy_seconds, source_seconds = audio_seconds(audio_copy), audio_seconds(clips.gop1)
+    assert copy_seconds is not None and source_seconds is not None
+    assert abs(copy_seconds - source_seconds) <= 0.050
+    # And every segment, the audio copy and the manifest are tagged as intermediates; the source is not
     for entry in manifest:
         assert tags(s3, inb, entry["key"]) == TAG
-    assert tags(s3, inb, f"segments/{JOB}/manifest.json") == TAG
+    assert tags(s3, inb, AUDIO_KEY) == TAG
+    assert tags(s3, inb, MANIFEST_KEY) == TAG
     assert tags(s3, inb, SOURCE_KEY) == []
     # And the job's progress.total is the segment count
     item = dynamodb.get_item(TableName=table, Key={"job_id": {"S": JOB}})["Item"]
@@ -97,6 +111,8 @@ def test_chunk_then_reassemble_through_s3(
             Key=f"jobs/{JOB}/segments/{entry['index']:05d}.mp4",
             CopySource={"Bucket": inb, "Key": entry["key"]},
         )
+    # And the source is gone: reassemble takes the audio from chunk's copy
+    s3.delete_object(Bucket=inb, Key=SOURCE_KEY)
     # When `storyflow-media reassemble` runs
     run = media(cli_env, "reassemble", "--job-id", JOB, "--input-bucket", inb, "--output-bucket", outb)
 
@@ -104,6 +120,7 @@ def test_chunk_then_reassemble_through_s3(
     assert (run.returncode, run.stderr) == (0, "")
     result = json.loads(run.stdout)
     assert result["output_uri"] == f"s3://{outb}/jobs/{JOB}/final.mp4"
+    assert result["audio_uri"] == f"s3://{inb}/{AUDIO_KEY}"
     assert (result["frames"], result["source_frames"], result["video"], result["audio"]) == (
         144,
         144,
@@ -113,15 +130,144 @@ def test_chunk_then_reassemble_through_s3(
     final = tmp_path / "final.mp4"
     s3.download_file(outb, f"jobs/{JOB}/final.mp4", str(final))
     assert len(frame_times(final)) == 144
-    final_audio, source_audio = audio_seconds(final), audio_seconds(clips.gop1)
-    assert final_audio is not None and source_audio is not None
-    assert abs(final_audio - source_audio) <= 0.050
+    assert_same_audio_length(final, clips.gop1)
     assert top_level_boxes(final)[:2] == ["ftyp", "moov"]
-    # And input and output segments are tagged as intermediates, the final is kept
+    # And input and output segments and the audio copy are tagged as intermediates, the final is kept
     for entry in manifest:
         assert tags(s3, inb, entry["key"]) == TAG
         assert tags(s3, outb, f"jobs/{JOB}/segments/{entry['index']:05d}.mp4") == TAG
+    assert tags(s3, inb, AUDIO_KEY) == TAG
     assert tags(s3, outb, f"jobs/{JOB}/final.mp4") == []
+
+
+# In-process from here: the audio of reassemble, as the manifest says where it is.
+
+
+def chunk_in_process(source: Path, inb: str, outb: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """Upload `source`, chunk it to 2 s, and put its segments where inference would leave them.
+
+    Returns chunk's one-line summary.
+    """
+    s3 = boto3.client("s3")
+    s3.upload_file(str(source), inb, SOURCE_KEY)
+    assert cli.main(["chunk", "--job-id", JOB, "--bucket", inb, "--segment-seconds", "2"]) == 0
+    summary: dict[str, Any] = json.loads(capsys.readouterr().out)
+    for index in range(summary["segments"]):
+        s3.copy_object(
+            Bucket=outb,
+            Key=f"jobs/{JOB}/segments/{index:05d}.mp4",
+            CopySource={"Bucket": inb, "Key": f"segments/{JOB}/{index:05d}.mp4"},
+        )
+    return summary
+
+
+def reassemble_in_process(
+    inb: str, outb: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> tuple[dict[str, Any], Path]:
+    """Run reassemble; returns its one-line result and the downloaded final.mp4."""
+    assert cli.main(["reassemble", "--job-id", JOB, "--input-bucket", inb, "--output-bucket", outb]) == 0
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)
+    final = tmp_path / "final.mp4"
+    boto3.client("s3").download_file(outb, f"jobs/{JOB}/final.mp4", str(final))
+    return result, final
+
+
+def rewrite_manifest(inb: str, change: Callable[[dict[str, Any]], None]) -> None:
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=inb, Key=MANIFEST_KEY)["Body"].read())
+    for entry in manifest:
+        change(entry)
+    s3io.put_json(s3, inb, MANIFEST_KEY, manifest)
+
+
+def test_reassemble_of_a_manifest_without_audio_key_takes_the_audio_from_the_source(
+    clips: Clips,
+    cli_env: dict[str, str],
+    buckets: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    # Given a job chunked before chunk copied the audio: a manifest without audio_key, no audio copy
+    inb, outb = buckets
+    chunk_in_process(clips.gop1, inb, outb, capsys)
+    rewrite_manifest(inb, lambda entry: entry.pop("audio_key"))
+    boto3.client("s3").delete_object(Bucket=inb, Key=AUDIO_KEY)
+    # When reassemble runs
+    result, final = reassemble_in_process(inb, outb, capsys, tmp_path)
+    # Then it muxed the source's audio: every frame, the audio within 50 ms of the source's
+    assert result["audio_uri"] == f"s3://{inb}/{SOURCE_KEY}"
+    assert (result["frames"], result["audio"]) == (144, "copy")
+    assert len(frame_times(final)) == 144
+    assert_same_audio_length(final, clips.gop1)
+
+
+def test_source_whose_audio_does_not_fit_mp4_keeps_it_in_the_source(
+    clips: Clips,
+    cli_env: dict[str, str],
+    buckets: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    # Given a source with PCM audio (which reassemble encodes to AAC), chunked
+    inb, outb = buckets
+    summary = chunk_in_process(clips.pcm, inb, outb, capsys)
+    # Then chunk wrote no audio copy and its manifest names none (the audio stays in the source)
+    assert summary["audio_key"] is None
+    s3 = boto3.client("s3")
+    assert "Contents" not in s3.list_objects_v2(Bucket=inb, Prefix=AUDIO_KEY)
+    manifest = json.loads(s3.get_object(Bucket=inb, Key=MANIFEST_KEY)["Body"].read())
+    assert all("audio_key" not in entry for entry in manifest)
+    # When reassemble runs, Then it encodes the source's audio to AAC, within 50 ms of its length
+    result, final = reassemble_in_process(inb, outb, capsys, tmp_path)
+    assert (result["audio"], result["audio_uri"]) == ("aac", f"s3://{inb}/{SOURCE_KEY}")
+    assert_same_audio_length(final, clips.pcm)
+
+
+def test_source_without_audio_is_not_read_again(
+    clips: Clips,
+    cli_env: dict[str, str],
+    buckets: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    # Given a silent source, chunked: its manifest says there is no audio (audio_key null)
+    inb, outb = buckets
+    assert chunk_in_process(clips.silent, inb, outb, capsys)["audio_key"] is None
+    s3 = boto3.client("s3")
+    manifest = json.loads(s3.get_object(Bucket=inb, Key=MANIFEST_KEY)["Body"].read())
+    assert all(entry["audio_key"] is None for entry in manifest)
+    # And the source is gone
+    s3.delete_object(Bucket=inb, Key=SOURCE_KEY)
+    # When reassemble runs, Then it writes the video alone without needing the source
+    result, final = reassemble_in_process(inb, outb, capsys, tmp_path)
+    assert (result["audio"], result["audio_uri"], result["frames"]) == (None, None, 144)
+    assert stream_kinds(final) == ["video"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda e: e.update(audio_key=f"input/{JOB}/source.mp4"), "audio_key is not"),
+        (lambda e: e.update(audio_key=None) if e["index"] == 1 else None, "disagree on audio_key"),
+    ],
+    ids=["foreign-key", "entries-disagree"],
+)
+def test_reassemble_refuses_a_manifest_whose_audio_key_is_not_chunks(
+    clips: Clips,
+    cli_env: dict[str, str],
+    buckets: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    change: Callable[[dict[str, Any]], None],
+    reason: str,
+) -> None:
+    # Given a chunked job whose manifest names another object as the audio, or not in every entry
+    inb, outb = buckets
+    chunk_in_process(clips.gop1, inb, outb, capsys)
+    rewrite_manifest(inb, change)
+    # Then reassemble exits 1 with a BadManifest naming the problem
+    assert cli.main(["reassemble", "--job-id", JOB, "--input-bucket", inb, "--output-bucket", outb]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: BadManifest: ") and reason in err
 
 
 @pytest.mark.parametrize(
