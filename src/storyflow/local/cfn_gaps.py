@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from storyflow.local.patching import Patches
@@ -370,13 +371,17 @@ class CloudFormationGaps:
         self.patches = patches
         self.recorded: dict[str, type[LocalResource]] = {}
 
-    def _vpcs(self) -> None:
-        """moto's CloudFormation drops EnableDnsHostnames/EnableDnsSupport (awsvpc tasks need the first)."""
-        from moto.ec2.models.vpcs import VPC
+    def _around_create(
+        self,
+        model: Any,
+        before: Callable[[dict[str, Any], str], None] | None = None,
+        after: Callable[[Any, dict[str, Any], str, str], None] | None = None,
+    ) -> None:
+        """Wrap moto's `model.create_from_cloudformation_json`: `before(cloudformation_json, logical_id)`
+        mends what moto reads; `after(resource, properties, account_id, region)` restores what it dropped."""
+        original = model.create_from_cloudformation_json
 
-        original: Any = VPC.create_from_cloudformation_json
-
-        def create_vpc(
+        def create(
             cls: Any,
             /,
             resource_name: str,
@@ -385,15 +390,26 @@ class CloudFormationGaps:
             region_name: str,
             **kwargs: Any,
         ) -> Any:
-            vpc = original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-            props = cloudformation_json.get("Properties", {})
+            if before is not None:
+                before(cloudformation_json, resource_name)
+            resource = original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+            if after is not None:
+                after(resource, cloudformation_json.get("Properties", {}), account_id, region_name)
+            return resource
+
+        self.patches.set(model, "create_from_cloudformation_json", classmethod(create))
+
+    def _vpcs(self) -> None:
+        """moto's CloudFormation drops EnableDnsHostnames/EnableDnsSupport (awsvpc tasks need the first)."""
+        from moto.ec2.models.vpcs import VPC
+
+        def dns_settings(vpc: Any, props: dict[str, Any], account_id: str, region: str) -> None:
             if "EnableDnsHostnames" in props:
                 vpc.enable_dns_hostnames = _bool(props["EnableDnsHostnames"])
             if "EnableDnsSupport" in props:
                 vpc.enable_dns_support = _bool(props["EnableDnsSupport"])
-            return vpc
 
-        self.patches.set(VPC, "create_from_cloudformation_json", classmethod(create_vpc))
+        self._around_create(VPC, after=dns_settings)
 
     def _task_definitions(self) -> None:
         """moto's CloudFormation registers task definitions with family, containers, volumes and memory
@@ -437,54 +453,25 @@ class CloudFormationGaps:
 
     def _physical_ids(self) -> None:
         """`Ref` of these returns moto's Python object (their models lack physical_resource_id)."""
-        from moto.awslambda.models import LambdaVersion, LayerVersion
+        from moto.awslambda.models import LambdaFunction, LambdaVersion, LayerVersion, lambda_backends
         from moto.events.models import EventBus
 
         self.patches.set(EventBus, "physical_resource_id", property(lambda bus: bus.name))
         self.patches.set(LayerVersion, "physical_resource_id", property(lambda layer: layer.arn))
-        original_version = LambdaVersion.create_from_cloudformation_json
 
-        def create_version(
-            cls: Any,
-            /,
-            resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-            **kwargs: Any,
-        ) -> Any:
-            version = original_version(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-            from moto.awslambda.models import lambda_backends
+        def version_arn(version: Any, props: dict[str, Any], account_id: str, region: str) -> None:
+            function = lambda_backends[account_id][region].get_function(props["FunctionName"])
+            version.arn = f"{function.function_arn.split(':$LATEST')[0]}:{version.version}"
 
-            function = lambda_backends[account_id][region_name].get_function(
-                cloudformation_json["Properties"]["FunctionName"]
-            )
-            version.arn = f"{function.function_arn.split(':$LATEST')[0]}:{version.version}"  # type: ignore[attr-defined]
-            return version
-
-        self.patches.set(LambdaVersion, "create_from_cloudformation_json", classmethod(create_version))
-
-        from moto.awslambda.models import LambdaFunction
-
-        original_function = LambdaFunction.create_from_cloudformation_json
-
-        def create_function(
-            cls: Any,
-            /,
-            resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-            **kwargs: Any,
-        ) -> Any:
+        def string_environment(cloudformation_json: dict[str, Any], logical_id: str) -> None:
             # CloudFormation passes environment values as strings (a Number parameter arrives as "900").
             variables = (cloudformation_json.get("Properties", {}).get("Environment") or {}).get("Variables")
             if isinstance(variables, dict):
                 for key, value in variables.items():
                     variables[key] = _substitution(value)
-            return original_function(resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
-        self.patches.set(LambdaFunction, "create_from_cloudformation_json", classmethod(create_function))
+        self._around_create(LambdaVersion, after=version_arn)
+        self._around_create(LambdaFunction, before=string_environment)
         self.patches.set(
             LambdaVersion,
             "physical_resource_id",
@@ -497,7 +484,6 @@ class CloudFormationGaps:
         from moto.stepfunctions.models import StateMachine
 
         original_lookup = parsing.resource_class_from_type
-        original_create_bucket = FakeBucket.create_from_cloudformation_json
 
         def resource_class_from_type(resource_type: str) -> Any:
             if resource_type in LOCAL_MODELS:
@@ -511,45 +497,21 @@ class CloudFormationGaps:
                 return self.recorded[resource_type]
             return original_lookup(resource_type)
 
-        def create_bucket(
-            cls: Any,
-            /,
-            resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-            **kwargs: Any,
-        ) -> Any:
-            bucket = original_create_bucket(
-                resource_name, cloudformation_json, account_id, region_name, **kwargs
-            )
-            props = cloudformation_json.get("Properties", {})
+        def bucket_settings(bucket: Any, props: dict[str, Any], account_id: str, region: str) -> None:
             versioning = (props.get("VersioningConfiguration") or {}).get("Status")
             if versioning:
                 bucket.versioning_status = versioning
             notifications = bucket_notification_config(props.get("NotificationConfiguration") or {})
             if notifications:
                 bucket.set_notification_configuration(notifications)
-            return bucket
 
         from moto.apigateway.models import RestAPI
 
-        original_create_api = RestAPI.create_from_cloudformation_json
-
-        def create_rest_api(
-            cls: Any,
-            /,
-            resource_name: str,
-            cloudformation_json: dict[str, Any],
-            account_id: str,
-            region_name: str,
-            **kwargs: Any,
-        ) -> Any:
+        def api_name(cloudformation_json: dict[str, Any], logical_id: str) -> None:
             # SAM names the API in its OpenAPI Body (info.title), not in `Name` (which moto requires).
             props = cloudformation_json.setdefault("Properties", {})
             if "Name" not in props:
-                props["Name"] = (props.get("Body") or {}).get("info", {}).get("title") or resource_name
-            return original_create_api(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+                props["Name"] = (props.get("Body") or {}).get("info", {}).get("title") or logical_id
 
         original_name = parsing.generate_resource_name
 
@@ -575,9 +537,9 @@ class CloudFormationGaps:
         self._physical_ids()
         self._task_definitions()
         self._vpcs()
-        self.patches.set(RestAPI, "create_from_cloudformation_json", classmethod(create_rest_api))
+        self._around_create(RestAPI, before=api_name)
         self.patches.set(parsing, "resource_class_from_type", resource_class_from_type)
-        self.patches.set(FakeBucket, "create_from_cloudformation_json", classmethod(create_bucket))
+        self._around_create(FakeBucket, after=bucket_settings)
         self.patches.set(StateMachine, "create_from_cloudformation_json", classmethod(_create_state_machine))
         self.patches.set(StateMachine, "delete_from_cloudformation_json", classmethod(_delete_state_machine))
         self.patches.set(StateMachine, "update_from_cloudformation_json", classmethod(_update_state_machine))
