@@ -39,15 +39,20 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "storyflow")
 
 
+def create_account() -> None:
+    """Inside a moto mock: the template's tables, the two buckets and the job event bus."""
+    create_tables(boto3.client("dynamodb", region_name=REGION))
+    s3 = boto3.client("s3", region_name=REGION)
+    for bucket in (ENV_TO_RESOURCE["INPUT_BUCKET"], ENV_TO_RESOURCE["OUTPUT_BUCKET"]):
+        s3.create_bucket(Bucket=bucket)
+    boto3.client("events", region_name=REGION).create_event_bus(Name=ENV_TO_RESOURCE["EVENT_BUS_NAME"])
+
+
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Given a moto account holding the template's tables, the two buckets and the job event bus."""
     with mock_aws():
-        create_tables(boto3.client("dynamodb", region_name=REGION))
-        s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (ENV_TO_RESOURCE["INPUT_BUCKET"], ENV_TO_RESOURCE["OUTPUT_BUCKET"]):
-            s3.create_bucket(Bucket=bucket)
-        boto3.client("events", region_name=REGION).create_event_bus(Name=ENV_TO_RESOURCE["EVENT_BUS_NAME"])
+        create_account()
         for env, name in ENV_TO_RESOURCE.items():
             monkeypatch.setenv(env, name)
         yield dict(ENV_TO_RESOURCE)

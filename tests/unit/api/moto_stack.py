@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -22,8 +21,7 @@ from moto.s3.models import s3_backends
 from moto.stepfunctions.models import stepfunctions_backends
 
 from storyflow import aws
-from tests.support.template import create_tables
-from tests.unit.conftest import ENV_TO_RESOURCE, REGION
+from tests.unit.conftest import ENV_TO_RESOURCE, REGION, create_account
 
 PARTITION = "aws"
 
@@ -31,11 +29,7 @@ PARTITION = "aws"
 @pytest.fixture(scope="module")
 def _module_account() -> Iterator[None]:
     with mock_aws():
-        create_tables(boto3.client("dynamodb", region_name=REGION))
-        s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (ENV_TO_RESOURCE["INPUT_BUCKET"], ENV_TO_RESOURCE["OUTPUT_BUCKET"]):
-            s3.create_bucket(Bucket=bucket)
-        boto3.client("events", region_name=REGION).create_event_bus(Name=ENV_TO_RESOURCE["EVENT_BUS_NAME"])
+        create_account()
         yield
 
 
