@@ -18,7 +18,7 @@ from typing import Any, TextIO
 _local = threading.local()
 
 
-class _Tee:
+class _CaptureSwitch:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
 
@@ -37,32 +37,32 @@ _lock = threading.Lock()
 _users = 0
 
 
-def _ensure_tee() -> None:
+def _ensure_switch() -> None:
     # Re-checked at every capture: something else (pytest's capture, a CLI) may have replaced sys.stdout.
     with _lock:
-        if _users and not isinstance(sys.stdout, _Tee):
-            sys.stdout = _Tee(sys.stdout)
+        if _users and not isinstance(sys.stdout, _CaptureSwitch):
+            sys.stdout = _CaptureSwitch(sys.stdout)
 
 
 def install() -> None:
     global _users
     with _lock:
         _users += 1
-    _ensure_tee()
+    _ensure_switch()
 
 
 def uninstall() -> None:
     global _users
     with _lock:
         _users = max(0, _users - 1)
-        if _users == 0 and isinstance(sys.stdout, _Tee):
+        if _users == 0 and isinstance(sys.stdout, _CaptureSwitch):
             sys.stdout = sys.stdout.stream
 
 
 @contextmanager
 def capture() -> Iterator[list[str]]:
     """Lines this thread prints within the block (kept here instead of printed)."""
-    _ensure_tee()
+    _ensure_switch()
     chunks: list[str] = []
     previous = getattr(_local, "buffer", None)
     _local.buffer = chunks
