@@ -62,6 +62,13 @@ def _error(status: int, message: str, field: str | None = None) -> Response[api.
     )
 
 
+def _caller() -> str:
+    """Who signed the request: the Cognito user (UserApi) or the IAM principal (Api); empty for neither."""
+    context = app.current_event.request_context
+    claims = context.authorizer.claims or {}
+    return str(claims.get("sub") or context.identity.user_arn or "")
+
+
 # ---------------------------------------------------------------- routes
 @app.post(
     "/jobs",
@@ -85,7 +92,9 @@ def submit_job(
     ] = None,
 ) -> Response[JobAccepted]:
     api.check_body_size(app.current_event.body, bool(app.current_event.is_base64_encoded))
-    accepted = api.submit_job_once(request, idempotency_key, Settings.from_env(), app.lambda_context)
+    accepted = api.submit_job_once(
+        request, idempotency_key, _caller(), Settings.from_env(), app.lambda_context
+    )
     return Response(
         status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted
     )

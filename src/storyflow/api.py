@@ -148,11 +148,16 @@ def submit_job(request: JobRequest, settings: Settings) -> JobAccepted:
 
 
 def submit_job_once(
-    request: JobRequest, idempotency_key: str | None, settings: Settings, lambda_context: Any = None
+    request: JobRequest,
+    idempotency_key: str | None,
+    caller: str,
+    settings: Settings,
+    lambda_context: Any = None,
 ) -> JobAccepted:
     """`submit_job`, made safe to retry by an Idempotency-Key: the same key with the same body answers the
     first response (the same job, the same upload ticket) until that ticket expires; with another body it is
-    a 409. A submission that failed (e.g. 503) leaves no record, so its retry really submits again."""
+    a 409. A submission that failed (e.g. 503) leaves no record, so its retry really submits again.
+    Keys are the `caller`'s own: another caller's equal key is another submission."""
     if idempotency_key is None:
         return submit_job(request, settings)
     config = IdempotencyConfig(
@@ -177,7 +182,8 @@ def submit_job_once(
         output_serializer=PydanticSerializer(JobAccepted),
     )(submit)
     try:
-        return submit_once(submission={"key": idempotency_key, "request": request.model_dump(mode="json")})
+        submission = {"key": f"{caller}|{idempotency_key}", "request": request.model_dump(mode="json")}
+        return submit_once(submission=submission)
     except IdempotencyValidationError as error:
         raise Conflict(
             f"{IDEMPOTENCY_KEY_HEADER} {idempotency_key!r} was already used with a different request",

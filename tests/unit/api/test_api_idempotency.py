@@ -83,6 +83,21 @@ def test_different_keys_or_no_key_make_different_jobs(
     assert len(jobs_in_table(stack)) == 4
 
 
+def test_the_same_key_from_another_caller_is_another_submission(
+    call_api: Call, stack: dict[str, Any], state_machines: dict[str, str]
+) -> None:
+    # Given a submission made with a key by one IAM principal
+    first = call_api(submission(VIDEO))
+    # When another principal happens to send the same key and body
+    other = submission(VIDEO)
+    other["requestContext"]["identity"]["userArn"] = "arn:aws:sts::123456789012:assumed-role/ci/other"
+    second = call_api(other)
+    # Then it gets a job of its own, never the first caller's
+    assert first.status == second.status == 202, (first.body, second.body)
+    assert second.body["job_id"] != first.body["job_id"]
+    assert len(jobs_in_table(stack)) == 2
+
+
 @pytest.mark.parametrize("key", ["short", "has space in it", "x" * 129, "semi;colon-key"])
 def test_a_malformed_key_is_a_400_naming_the_header_and_writes_nothing(
     call_api: Call, state_machines: dict[str, str], assert_nothing_written: Callable[[], None], key: str
