@@ -47,8 +47,8 @@ demo: setup
 	$(VENV)/bin/storyflow local demo
 
 lint: setup
-	$(VENV)/bin/ruff check src functions containers tests bench
-	$(VENV)/bin/ruff format --check src functions containers tests bench
+	$(VENV)/bin/ruff check src functions containers tests bench packages
+	$(VENV)/bin/ruff format --check src functions containers tests bench packages
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -63,8 +63,8 @@ integration: setup
 	$(PY) -m pytest tests/integration -q
 
 test: setup tools
-	$(VENV)/bin/ruff check src functions containers tests bench
-	$(VENV)/bin/ruff format --check src functions containers tests bench
+	$(VENV)/bin/ruff check src functions containers tests bench packages
+	$(VENV)/bin/ruff format --check src functions containers tests bench packages
 	$(VENV)/bin/mypy
 	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest -q
 

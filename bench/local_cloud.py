@@ -3,7 +3,7 @@
     .venv/bin/python bench/local_cloud.py [--runs 3] [--items 200]
 
 Prints a table and writes bench/results/local_cloud.json. "ready" is measured in a fresh process
-(`python -m storyflow.local.cli up` on the project's template.yaml, until .storyflow-style state file
+(`python -m storyflow_local.cli up` on the project's template.yaml, until .storyflow-style state file
 appears), so it includes interpreter start and imports, like a user typing `storyflow local up`.
 The chain and the map run on the local-cloud fixture app (tests/integration/fixtures/app).
 Targets on this machine: ready < 5 s, 200-item Map < 5 s.
@@ -39,7 +39,7 @@ def measure_ready(template: Path, timeout: float = 120.0) -> dict[str, float]:
             [
                 sys.executable,
                 "-m",
-                "storyflow.local.cli",
+                "storyflow_local.cli",
                 "up",
                 "--template",
                 str(template),
@@ -105,7 +105,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from storyflow.local import LocalCloud, LocalCloudConfig
+    from storyflow_local import LocalCloud, LocalCloudConfig
 
     results: dict[str, Any] = {
         "machine": {

@@ -38,8 +38,8 @@ def sub_benchmark(script: str) -> dict[str, Any]:
 
 def orchestration_overhead(segments: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from storyflow.local import LocalCloud, LocalCloudConfig
-    from storyflow.samples import make_clip
+    from storyflow_local import LocalCloud, LocalCloudConfig
+    from storyflow_local.samples import make_clip
 
     seconds_per_segment = 2
     with tempfile.TemporaryDirectory() as tmp:

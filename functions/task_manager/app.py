@@ -3,41 +3,29 @@
 import time
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow import backend_tasks
-from storyflow.errors import StoryflowError, TransientError
+from storyflow import backend
+from storyflow.api import errors
 from storyflow.observability import logger, tracer
 
 app = APIGatewayRestResolver(enable_validation=True)
+errors.register(
+    app
+)  # the jobs API's error body, `{message, field}`: a bad query is a 400, a 503 has Retry-After
 
 
 @app.get("/start")
 def start(
     action: Annotated[
-        str | None, Query(description="none (start or keep alive) or `ping` (the same: keep alive)")
+        str | None,
+        Query(max_length=32, description="none (start or keep alive) or `ping` (the same: keep alive)"),
     ] = None,
-) -> backend_tasks.BackendStatus:
-    settings = backend_tasks.BackendSettings.from_env()
-    return backend_tasks.ensure_running(settings, time.time(), action=action)
-
-
-@app.exception_handler(StoryflowError)
-def storyflow_error(error: StoryflowError) -> Response[Any]:
-    """The jobs API's error body (`{message, field}`); a 503 says when to retry."""
-    if error.status_code >= 500:
-        logger.warning("start refused", extra={"error": type(error).__name__, "reason": error.message})
-    else:
-        logger.info("request refused", extra={"error": type(error).__name__, "field": error.field})
-    return Response(
-        status_code=error.status_code,
-        content_type=content_types.APPLICATION_JSON,
-        body={"message": error.message, "field": error.field},
-        headers={"Retry-After": "5"} if isinstance(error, TransientError) else None,
-    )
+) -> backend.BackendStatus:
+    return backend.ensure_running(backend.BackendSettings.from_env(), time.time(), action=action)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -6,21 +6,21 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SNSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow import backend_tasks
+from storyflow import backend
 from storyflow.observability import logger, tracer
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = backend_tasks.BackendSettings.from_env()
-    outcomes: list[backend_tasks.MonitorOutcome] = []
+    settings = backend.BackendSettings.from_env()
+    outcomes: list[backend.MonitorOutcome] = []
     if "Records" in event:
         for record in SNSEvent(event).records:
-            outcomes.append(backend_tasks.on_alarm(settings, record.sns.message, time.time()))
+            outcomes.append(backend.on_alarm(settings, record.sns.message, time.time()))
     elif event.get("source") == "aws.ecs" and event.get("detail-type") == "ECS Task State Change":
         change = EventBridgeEvent(event)
-        outcomes.append(backend_tasks.on_task_stopped(settings, change.detail, time.time()))
+        outcomes.append(backend.on_task_stopped(settings, change.detail, time.time()))
     else:
         logger.warning("unrecognised event; ignored", extra={"keys": sorted(event)[:20]})
     return {"outcomes": [outcome.model_dump() for outcome in outcomes]}

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
@@ -16,6 +17,14 @@ def _where() -> tuple[str | None, str | None]:
     return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"), os.environ.get(
         "AWS_ENDPOINT_URL"
     )
+
+
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError (`ConditionalCheckFailedException`, `NoSuchKey`...); "" if none.
+
+    The one place that reads `error.response["Error"]["Code"]`: callers compare the code, never the text.
+    """
+    return str(error.response.get("Error", {}).get("Code") or "")
 
 
 def client(service: str) -> Any:

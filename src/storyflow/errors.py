@@ -42,7 +42,3 @@ class TransientError(StoryflowError):
     """Worth retrying: Step Functions `Retry` matches this class name."""
 
     status_code = 503
-
-
-class InferenceFailed(StoryflowError):
-    """A model container answered with an error for one request (not retried by the submitter)."""

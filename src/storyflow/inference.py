@@ -1,7 +1,14 @@
-"""Async inference with task tokens: submit a segment, answer its token from the endpoint's notification.
+"""Generic async inference with task tokens: a state machine waits on one *work item* per inference.
 
-The token is stored under the inference id *before* InvokeEndpointAsync, so even an instant result
-finds it; every token is answered (success, failure) or expires by the state's timeout.
+A work item names its endpoint, its input and output locations, its params, and the job and item index it
+belongs to: a stereo segment is one use, a tts narration another. The submit Lambda picks the inference id,
+stores the token under it *before* InvokeEndpointAsync (so even an instant result finds it), then sends a
+small JSON request pointing at S3; the endpoint's SNS notification answers the token. Every token is
+answered (success or failure) or expires by its state's timeout; a duplicate notification is a no-op.
+
+Contracts: InferenceCallbacks row `{inference_id, task_token, job_id, item_index, output_uri, expires_at}`;
+SegmentCompletions row per finished item (sort key `segment_index` holds the item index: renaming the key
+would replace the table); the request body `{input_uri, output_uri, params}` (docs/CONTRACTS.md).
 """
 
 from __future__ import annotations
@@ -21,16 +28,21 @@ from storyflow.observability import logger
 from storyflow.settings import Settings
 
 THROTTLING = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"}
-FAILURE_ERROR = "InferenceFailed"
+FAILURE_ERROR = "InferenceFailed"  # the Step Functions error a failed item's token is answered with
+STALE_TOKEN = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
+ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
+S3_URI_PATTERN = r"^s3://[a-z0-9.-]{3,63}/.+$"
 
 
-class SegmentRequest(BaseModel):
-    """The Map item's payload to the submit function."""
+class WorkItem(BaseModel):
+    """The state's payload to the submit function: one inference the state machine waits for."""
 
     task_token: str = Field(min_length=1)
     job_id: str = Field(pattern=keys.JOB_ID_PATTERN)
-    segment_index: int = Field(ge=0)
-    input_uri: str = Field(pattern=r"^s3://")
+    item_index: int = Field(ge=0)
+    endpoint: str = Field(pattern=ENDPOINT_NAME_PATTERN)
+    input_uri: str = Field(pattern=S3_URI_PATTERN)
+    output_uri: str = Field(pattern=S3_URI_PATTERN)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -44,45 +56,51 @@ class AsyncNotification(BaseModel):
     response_parameters: dict[str, Any] = Field(default_factory=dict, alias="responseParameters")
 
 
-def submit(request: SegmentRequest, settings: Settings) -> str:
-    endpoint = settings.require("stereo_endpoint_name")
-    output_bucket = settings.require("output_bucket")
-    inference_id = f"{request.job_id}-{request.segment_index:05d}-{secrets.token_hex(4)}"
-    output = keys.S3Location(output_bucket, keys.inferred_segment_key(request.job_id, request.segment_index))
-    body = {"input_uri": request.input_uri, "output_uri": output.uri, "params": request.params}
-    request_key = f"inference/requests/{inference_id}.json"
+def request_key(inference_id: str) -> str:
+    return f"inference/requests/{inference_id}.json"
+
+
+def submit(item: WorkItem, settings: Settings) -> str:
+    """Store the item's token, then invoke its endpoint; returns the inference id."""
+    bucket = settings.require("output_bucket")
+    inference_id = f"{item.job_id}-{item.item_index:05d}-{secrets.token_hex(4)}"
+    body = {"input_uri": item.input_uri, "output_uri": item.output_uri, "params": item.params}
     aws.client("s3").put_object(
-        Bucket=output_bucket,
-        Key=request_key,
+        Bucket=bucket,
+        Key=request_key(inference_id),
         Body=json.dumps(body).encode(),
         ContentType="application/json",
         Tagging=f"{keys.LIFECYCLE_TAG_KEY}={keys.LIFECYCLE_TAG_INTERMEDIATE}",
     )
-    aws.table(settings.require("callbacks_table")).put_item(
+    callbacks = aws.table(settings.require("callbacks_table"))
+    callbacks.put_item(
         Item={
             "inference_id": inference_id,
-            "task_token": request.task_token,
-            "job_id": request.job_id,
-            "segment_index": request.segment_index,
-            "output_uri": output.uri,
+            "task_token": item.task_token,
+            "job_id": item.job_id,
+            "item_index": item.item_index,
+            "output_uri": item.output_uri,
             "expires_at": int(time.time()) + settings.callback_ttl_seconds,
         }
     )
     try:
         aws.client("sagemaker-runtime").invoke_endpoint_async(
-            EndpointName=endpoint,
-            InputLocation=f"s3://{output_bucket}/{request_key}",
+            EndpointName=item.endpoint,
+            InputLocation=f"s3://{bucket}/{request_key(inference_id)}",
             InferenceId=inference_id,
             ContentType="application/json",
             Accept="application/json",
             InvocationTimeoutSeconds=3600,
         )
     except ClientError as error:
-        aws.table(settings.require("callbacks_table")).delete_item(Key={"inference_id": inference_id})
-        if error.response.get("Error", {}).get("Code") in THROTTLING:
-            raise TransientError(f"endpoint {endpoint} is busy: {error}") from error
+        callbacks.delete_item(Key={"inference_id": inference_id})
+        if aws.error_code(error) in THROTTLING:
+            raise TransientError(f"endpoint {item.endpoint} is busy: {error}") from error
         raise
-    logger.info("inference submitted", extra={"inference_id": inference_id, "job_id": request.job_id})
+    logger.info(
+        "inference submitted",
+        extra={"inference_id": inference_id, "job_id": item.job_id, "item_index": item.item_index},
+    )
     return inference_id
 
 
@@ -100,6 +118,7 @@ def _failure_detail(notification: AsyncNotification) -> tuple[str, str]:
 
 
 def on_notification(notification: AsyncNotification, settings: Settings) -> None:
+    """Answer the token waiting on this inference, record the item's outcome, count progress once."""
     callbacks = aws.table(settings.require("callbacks_table"))
     item = callbacks.get_item(Key={"inference_id": notification.inference_id}, ConsistentRead=True).get(
         "Item"
@@ -110,51 +129,48 @@ def on_notification(notification: AsyncNotification, settings: Settings) -> None
             extra={"inference_id": notification.inference_id},
         )
         return
-    job_id, index, token = str(item["job_id"]), int(item["segment_index"]), str(item["task_token"])
-    segments = aws.table(settings.require("segments_table"))
+    job_id, token, output_uri = str(item["job_id"]), str(item["task_token"]), str(item["output_uri"])
+    index = int(item.get("item_index", item.get("segment_index", 0)))  # rows written before the rename
+    completions = aws.table(settings.require("segments_table"))
     sfn = aws.client("stepfunctions")
     if notification.invocation_status == "Completed":
-        first_success = _record_segment(
-            segments, job_id, index, {"status": "succeeded", "output_uri": str(item["output_uri"])}
-        )
-        if first_success:
+        if _record_item(completions, job_id, index, {"status": "succeeded", "output_uri": output_uri}):
             JobStore(settings.require("jobs_table")).add_progress(job_id)
-        _answer(
-            lambda: sfn.send_task_success(
-                taskToken=token,
-                output=json.dumps({"segment_index": index, "output_uri": str(item["output_uri"])}),
-            )
-        )
+        result = {"item_index": index, "output_uri": output_uri}
+        location = notification.response_parameters.get("outputLocation")
+        if location:
+            result["result_uri"] = str(location)
+        _answer(lambda: sfn.send_task_success(taskToken=token, output=json.dumps(result)))
     else:
         error, cause = _failure_detail(notification)
-        _record_segment(segments, job_id, index, {"status": "failed", "error": error, "cause": cause[:2000]})
+        _record_item(completions, job_id, index, {"status": "failed", "error": error, "cause": cause[:2000]})
         _answer(
             lambda: sfn.send_task_failure(
-                taskToken=token, error=FAILURE_ERROR, cause=f"segment {index:05d}: {error}: {cause}"[:32000]
+                taskToken=token, error=FAILURE_ERROR, cause=f"item {index:05d}: {error}: {cause}"[:32000]
             )
         )
     callbacks.delete_item(Key={"inference_id": notification.inference_id})
     logger.info(
         "inference answered",
-        extra={"job_id": job_id, "segment_index": index, "status": notification.invocation_status},
+        extra={"job_id": job_id, "item_index": index, "status": notification.invocation_status},
     )
 
 
-def _record_segment(segments: Any, job_id: str, index: int, values: dict[str, Any]) -> bool:
-    """Write the segment's outcome; True when this is its first success (so progress counts it once)."""
-    item = {"job_id": job_id, "segment_index": index, "updated_at": int(time.time()), **values}
+def _record_item(completions: Any, job_id: str, index: int, values: dict[str, Any]) -> bool:
+    """Write the item's outcome; True when this is its first success (so progress counts it once)."""
+    row = {"job_id": job_id, "segment_index": index, "updated_at": int(time.time()), **values}
     if values["status"] != "succeeded":
-        segments.put_item(Item=item)
+        completions.put_item(Item=row)
         return False
     try:
-        segments.put_item(
-            Item=item,
+        completions.put_item(
+            Item=row,
             ConditionExpression="attribute_not_exists(job_id) OR #s <> :ok",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":ok": "succeeded"},
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+        if aws.error_code(error) == "ConditionalCheckFailedException":
             return False
         raise
     return True
@@ -165,23 +181,21 @@ def _answer(call: Any) -> None:
     try:
         call()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {
-            "TaskTimedOut",
-            "InvalidToken",
-            "TaskDoesNotExist",
-        }:
+        if aws.error_code(error) in STALE_TOKEN:
             logger.warning("task token no longer waiting", extra={"error": str(error)})
             return
         raise
 
 
-def first_failed_segment(job_id: str, settings: Settings) -> dict[str, Any] | None:
-    """The lowest-index failed segment of a job (what a failed Map reports as the job's error)."""
+def first_failed_item(job_id: str, settings: Settings) -> dict[str, Any] | None:
+    """The lowest-index failed item of a job (what a failed Map reports as the job's error): a dict with
+    `segment_index` (the item index), `error` and `cause`."""
     page = aws.table(settings.require("segments_table")).query(
         KeyConditionExpression="job_id = :j",
         FilterExpression="#s = :failed",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":j": job_id, ":failed": "failed"},
+        ConsistentRead=True,
     )
     items: list[dict[str, Any]] = page.get("Items", [])
     return min(items, key=lambda i: int(i["segment_index"])) if items else None

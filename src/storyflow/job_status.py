@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storyflow import aws, inference, keys
 from storyflow.errors import Conflict
@@ -16,15 +16,17 @@ from storyflow.observability import logger
 from storyflow.settings import Settings
 
 EVENT_SOURCE = "storyflow.jobs"
-CONTAINER_ERROR = re.compile(r"^error: (?P<error>[A-Za-z][\w.]*): (?P<cause>.+)$", re.DOTALL)
 MAP_ERRORS = {"States.ExceedToleratedFailureThreshold", "States.ItemReaderFailed"}
+MAX_CAUSE = 4000  # what a job keeps of a cause: enough to act on, small enough for every item
 
 
 class Failure(BaseModel):
-    """A `Catch` result: what Step Functions puts at the Catch's ResultPath."""
+    """A `Catch` result: what Step Functions puts at the Catch's ResultPath. `Step` is added by the
+    state machine for an ECS step (a Pass after the Catch): the step whose error.json tells the error."""
 
     error: str = Field("States.Unknown", alias="Error")
     cause: str = Field("", alias="Cause")
+    step: str | None = Field(None, alias="Step", pattern=keys.STEP_PATTERN)
 
 
 class StatusUpdate(BaseModel):
@@ -34,38 +36,73 @@ class StatusUpdate(BaseModel):
     failure: Failure | None = None
 
 
+class StepError(BaseModel):
+    """A container's `jobs/{job_id}/steps/{step}/error.json` (see keys.step_error_key)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    error: str = Field(min_length=1, max_length=200)
+    message: str = ""
+
+
 def describe_failure(job_id: str, failure: Failure, settings: Settings) -> JobError:
     """Turn a raw Step Functions failure into the error and cause a user can act on."""
     if failure.error in MAP_ERRORS:
-        segment = inference.first_failed_segment(job_id, settings)
-        if segment is not None:
-            index = int(segment["segment_index"])
-            return JobError(error=str(segment["error"]), cause=f"segment {index:05d}: {segment['cause']}")
+        item = inference.first_failed_item(job_id, settings)
+        if item is not None:
+            index = int(item["segment_index"])
+            return JobError(error=str(item["error"]), cause=_clip(f"item {index:05d}: {item['cause']}"))
     try:
         cause: Any = json.loads(failure.cause)
     except ValueError:
-        return JobError(error=failure.error, cause=failure.cause)
+        return JobError(error=failure.error, cause=_clip(failure.cause))
     if isinstance(cause, dict) and "errorType" in cause:  # a Lambda's error
-        return JobError(error=str(cause["errorType"]), cause=str(cause.get("errorMessage", "")))
+        return JobError(error=str(cause["errorType"]), cause=_clip(str(cause.get("errorMessage", ""))))
     if isinstance(cause, dict) and "Containers" in cause:  # an ECS task that stopped badly
-        return _task_failure(cause)
-    return JobError(error=failure.error, cause=failure.cause)
+        return _task_failure(job_id, failure.step, cause, settings)
+    return JobError(error=failure.error, cause=_clip(failure.cause))
 
 
-def _task_failure(task: dict[str, Any]) -> JobError:
-    """Containers end with one line `error: <ErrorClass>: <message>`; the ECS agent keeps it as Reason."""
-    failed = [c for c in task.get("Containers", []) if c.get("ExitCode") not in (0, None)] or task[
-        "Containers"
-    ]
+def _task_failure(job_id: str, step: str | None, task: dict[str, Any], settings: Settings) -> JobError:
+    """The step's own error.json when the container left one; else what ECS says (exit code, stop
+    reason): on AWS a stopped task never carries the container's stderr."""
+    reported = read_step_error(job_id, step, settings) if step else None
+    if reported is not None:
+        return JobError(error=reported.error, cause=_clip(reported.message or reported.error))
+    containers = [c for c in task.get("Containers") or [] if isinstance(c, dict)]
+    failed = [c for c in containers if c.get("ExitCode") not in (0, None)] or containers
     container = failed[0] if failed else {}
-    reason = str(container.get("Reason") or task.get("StoppedReason") or "")
-    match = CONTAINER_ERROR.match(reason)
-    if match:
-        return JobError(error=match["error"], cause=match["cause"])
+    what = f"step {step}: " if step else ""
+    code = container.get("ExitCode")
+    ran = f"exited with code {code}" if code is not None else "did not run"
+    reasons = [str(r) for r in (task.get("StoppedReason"), container.get("Reason")) if r]
+    detail = "; ".join(dict.fromkeys(reasons)) or str(task.get("StopCode") or "no reason given")
     return JobError(
         error="TaskFailed",
-        cause=f"container {container.get('Name')} exited with code {container.get('ExitCode')}: {reason}",
+        cause=_clip(f"{what}container {container.get('Name', '?')} {ran}: {detail} (no error.json)"),
     )
+
+
+def read_step_error(job_id: str, step: str, settings: Settings) -> StepError | None:
+    """`jobs/{job_id}/steps/{step}/error.json` from the output bucket, or None when there is none or it
+    cannot be read (the caller then reports what ECS said; a job is never left unmarked over this)."""
+    bucket = settings.require("output_bucket")
+    key = keys.step_error_key(job_id, step)
+    try:
+        body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if aws.error_code(error) not in {"NoSuchKey", "404", "NotFound"}:
+            logger.warning("step error unreadable", extra={"key": key, "error": aws.error_code(error)})
+        return None
+    try:
+        return StepError.model_validate_json(body)
+    except ValidationError as invalid:
+        logger.warning("step error malformed", extra={"key": key, "reason": str(invalid)[:500]})
+        return None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 1] + "…"
 
 
 def apply(update: StatusUpdate, settings: Settings) -> Job | None:

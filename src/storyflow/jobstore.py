@@ -38,7 +38,7 @@ def _from_dynamo(value: Any) -> Any:
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
-    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
 class JobStore:
@@ -119,20 +119,6 @@ class JobStore:
             raise
         return Job.model_validate(_from_dynamo(result["Attributes"]))
 
-    def set_progress_total(self, job_id: str, total: int) -> None:
-        try:
-            self.table.update_item(
-                Key={"job_id": check_job_id(job_id)},
-                UpdateExpression="SET progress.#total = :total, updated_at = :now",
-                ConditionExpression="attribute_exists(job_id)",
-                ExpressionAttributeNames={"#total": "total"},
-                ExpressionAttributeValues={":total": total, ":now": _to_dynamo(time.time())},
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise NotFound(f"job {job_id} not found", field="job_id") from error
-            raise
-
     def add_progress(self, job_id: str, done: int = 1) -> None:
         """Atomic counter: concurrent segments never lose an increment."""
         try:
@@ -148,9 +134,14 @@ class JobStore:
             raise
 
     def list(
-        self, status: JobStatus, limit: int = 20, next_token: str | None = None
+        self,
+        status: JobStatus,
+        limit: int = 20,
+        next_token: str | None = None,
+        created_before: float | None = None,
     ) -> tuple[list[Job], str | None]:
-        """Newest first, from the GSI that fits the status; `next_token` is opaque to callers."""
+        """Newest first, from the GSI that fits the status; `next_token` is opaque to callers.
+        `created_before` (unfinished statuses only) keeps jobs created before that epoch second."""
         if not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be between 1 and {MAX_PAGE}", field="limit")
         index = STATUS_COMPLETED_INDEX if status in FINISHED else STATUS_CREATED_INDEX
@@ -162,6 +153,11 @@ class JobStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if created_before is not None:
+            if index != STATUS_CREATED_INDEX:
+                raise ValueError("created_before applies to unfinished statuses only")
+            query["KeyConditionExpression"] += " AND created_at < :before"
+            query["ExpressionAttributeValues"][":before"] = _to_dynamo(created_before)
         if next_token:
             query["ExclusiveStartKey"] = decode_page_token(next_token, status)
         page = self.table.query(**query)

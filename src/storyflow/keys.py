@@ -12,8 +12,9 @@ from storyflow.errors import BadRequest
 JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{7,63}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"  # parent_id / task_id from queue messages
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-_NAME = re.compile(NAME_PATTERN)
-_UPLOAD_KEY = re.compile(r"^input/(?P<job_id>[a-z0-9][a-z0-9-]{7,63})/source\.mp4$")
+_UPLOAD_KEY = re.compile(
+    r"^input/(?P<job_id>[a-z0-9][a-z0-9-]{7,63})/(?P<name>[A-Za-z0-9_-]{1,48}\.[a-z0-9]{1,8})$"
+)
 
 LIFECYCLE_TAG_KEY = "storyflow-lifecycle"
 LIFECYCLE_TAG_INTERMEDIATE = "expire-intermediate"
@@ -31,16 +32,10 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def check_name(value: str, field: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise BadRequest(f"{field} {value[:80]!r} does not match {NAME_PATTERN}", field=field)
-    return value
-
-
-def job_id_from_upload_key(key: str) -> str | None:
-    """The job id of an upload key `input/{job_id}/source.mp4`, or None for any other key."""
+def parse_upload_key(key: str) -> tuple[str, str] | None:
+    """(job id, file name) of an upload key `input/{job_id}/{name}`, or None for any other key."""
     match = _UPLOAD_KEY.fullmatch(key)
-    return match["job_id"] if match else None
+    return (match["job_id"], match["name"]) if match else None
 
 
 @dataclass(frozen=True)
@@ -61,8 +56,9 @@ class S3Location:
 
 
 # Input bucket
-def upload_key(job_id: str) -> str:
-    return f"input/{check_job_id(job_id)}/source.mp4"
+def upload_key(job_id: str, name: str = "source.mp4") -> str:
+    """Where a job's upload lands: `input/{job_id}/{name}` (stereo's is `source.mp4`)."""
+    return f"input/{check_job_id(job_id)}/{name}"
 
 
 def segment_key(job_id: str, index: int) -> str:
@@ -91,9 +87,28 @@ def final_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}final.mp4"
 
 
-def video_key(parent_id: str, task_id: str, n: int) -> str:
-    return f"videos/{check_name(parent_id, 'parent_id')}/{check_name(task_id, 'task_id')}/{n}.mp4"
+# Step results (output bucket): every ECS task container writes one of these when it ends, because a
+# stopped task reports only its exit code to Step Functions (stderr never reaches the task's reason).
+STEP_PATTERN = r"^[a-z][a-z0-9-]{0,31}$"
+_STEP = re.compile(STEP_PATTERN)
 
 
-def tts_key(job_id: str, ext: str) -> str:
-    return f"tts/{check_job_id(job_id)}/narration.{ext}"
+def check_step(step: str) -> str:
+    """A workflow step name as it appears in keys (`chunk`, `reassemble`): lowercase, no `/` or `.`."""
+    if not _STEP.fullmatch(step):
+        raise BadRequest(f"step {step[:40]!r} does not match {STEP_PATTERN}", field="step")
+    return step
+
+
+def step_prefix(job_id: str, step: str) -> str:
+    return f"{job_prefix(job_id)}steps/{check_step(step)}/"
+
+
+def step_result_key(job_id: str, step: str) -> str:
+    """A step's success document: the container's result manifest (JSON object)."""
+    return f"{step_prefix(job_id, step)}result.json"
+
+
+def step_error_key(job_id: str, step: str) -> str:
+    """A step's failure document: `{"error": TypedName, "message": ...}`."""
+    return f"{step_prefix(job_id, step)}error.json"

@@ -108,9 +108,6 @@ class StoryRequest(_Request):
     stereo: bool = False
 
 
-JobRequest = Annotated[StereoRequest | VideoRequest | TtsRequest | StoryRequest, Field(discriminator="kind")]
-
-
 class Progress(BaseModel):
     done: int = 0
     total: int = 0

@@ -20,7 +20,6 @@ class Settings(BaseModel):
     video_state_machine_arn: str = Field("", alias="VIDEO_STATE_MACHINE_ARN")
     tts_state_machine_arn: str = Field("", alias="TTS_STATE_MACHINE_ARN")
     story_state_machine_arn: str = Field("", alias="STORY_STATE_MACHINE_ARN")
-    stereo_endpoint_name: str = Field("", alias="STEREO_ENDPOINT_NAME")
     upload_expires_seconds: int = Field(3600, alias="UPLOAD_EXPIRES_SECONDS")
     download_expires_seconds: int = Field(3600, alias="DOWNLOAD_EXPIRES_SECONDS")
     callback_ttl_seconds: int = Field(3 * 86400, alias="CALLBACK_TTL_SECONDS")

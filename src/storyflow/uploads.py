@@ -1,62 +1,89 @@
-"""An upload of `input/{job_id}/source.mp4` starts the stereo workflow, exactly once per job."""
+"""An upload of `input/{job_id}/{name}` starts its job's workflow, exactly once per job.
+
+Which kind waits for which file name is the registry's; this module only checks the upload and starts
+the execution (named by the job id, so a redelivered event is a no-op).
+"""
 
 from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
-from storyflow import aws, keys, workflows
+from botocore.exceptions import ClientError
+
+from storyflow import aws, registry, workflows
 from storyflow.errors import NotFound
 from storyflow.jobstore import JobStore
-from storyflow.models import JobError, JobKind, JobStatus, StereoRequest
+from storyflow.keys import S3Location
+from storyflow.models import JobError, JobStatus
 from storyflow.observability import logger
+from storyflow.registry import Upload
 from storyflow.settings import Settings
 
-# Container signatures at byte 4 (ISO BMFF: MP4/QuickTime) or byte 0 (EBML: Matroska/WebM).
-_BMFF_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
-_EBML = b"\x1a\x45\xdf\xa3"
+HEAD_BYTES = 16
+MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
-def sniff_video(head: bytes, size: int) -> str | None:
-    """Why this upload cannot be a video, or None if its header looks like one."""
-    if size == 0:
-        return "empty upload (0 bytes)"
-    if head[4:8] in _BMFF_BOXES or head.startswith(_EBML):
-        return None
-    return f"not a video: no MP4/QuickTime or Matroska header (first bytes {head[:12]!r})"
+def _check_upload(
+    bucket: str, key: str, upload: Upload, max_bytes: int, ticketed: bool
+) -> tuple[str, str] | None:
+    """(error, cause) when the object breaks its ticket's rules, else None. S3 enforces the presigned POST's
+    conditions, but an object can also be put with other credentials: the size and type are checked here
+    (the type only for a `ticketed` job: a direct upload had no ticket naming one; its bytes are sniffed)."""
+    s3 = aws.client("s3")
+    head = s3.head_object(Bucket=bucket, Key=key)
+    size, content_type = int(head.get("ContentLength", 0)), str(head.get("ContentType", ""))
+    if size > max_bytes:
+        return "UploadTooLarge", f"the upload is {size} bytes; its ticket allows at most {max_bytes}"
+    if ticketed and size and content_type.split(";", 1)[0].strip().lower() != upload.content_type:
+        return (
+            "InvalidUpload",
+            f"the upload's Content-Type is {content_type!r}; {upload.content_type} is required",
+        )
+    first = (
+        s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")["Body"].read()
+        if size
+        else b""
+    )
+    refused = upload.check(first, size)
+    return (upload.refused_as, refused) if refused else None
 
 
 def on_source_uploaded(bucket: str, raw_key: str, size: int, settings: Settings) -> str | None:
     """Start the job's execution; returns the job id, or None when the key is not an upload."""
     key = unquote_plus(raw_key)
-    job_id = keys.job_id_from_upload_key(key)
-    if bucket != settings.input_bucket or job_id is None:
+    found = registry.for_upload_key(key)
+    if bucket != settings.input_bucket or found is None:
         logger.info("ignored: not an upload key", extra={"bucket": bucket, "key": key[:300]})
         return None
+    workflow, job_id = found
+    upload = workflow.upload
+    assert upload is not None  # for_upload_key only answers kinds that take an upload
     store = JobStore(settings.require("jobs_table"))
+    ticketed = True
     try:
         job = store.get(job_id)
     except NotFound:
+        ticketed = False
         # Uploaded straight to S3 (not through POST /jobs): the job is created with default parameters.
-        job = store.create(JobKind.STEREO, job_id, StereoRequest().model_dump(mode="json"))
-        logger.info("job created for a direct upload", extra={"job_id": job_id})
-    if job.kind is not JobKind.STEREO or job.status is not JobStatus.QUEUED:
-        logger.info("ignored: job is not a queued stereo job", extra={"job_id": job_id, "status": job.status})
+        job = store.create(workflow.kind, job_id, workflow.request().model_dump(mode="json"))
+        logger.info("job created for a direct upload", extra={"job_id": job_id, "kind": workflow.kind})
+    if job.kind is not workflow.kind or job.status is not JobStatus.QUEUED:
+        logger.info(
+            "ignored: not a queued job waiting for this upload",
+            extra={"job_id": job_id, "kind": job.kind, "status": job.status},
+        )
         return None
-    head = (
-        aws.client("s3").get_object(Bucket=bucket, Key=key, Range="bytes=0-15")["Body"].read()
-        if size
-        else b""
-    )
-    problem = sniff_video(head, size)
+    request = workflow.request.model_validate(job.request)
+    try:
+        problem = _check_upload(bucket, key, upload, upload.max_bytes(request), ticketed)
+    except ClientError as error:
+        if aws.error_code(error) not in MISSING:
+            raise
+        problem = "SourceMissing", f"the upload {key} was deleted before its job could start"
     if problem:
-        store.transition(job_id, JobStatus.FAILED, error=JobError(error="NotAVideo", cause=problem))
-        logger.warning("upload rejected", extra={"job_id": job_id, "cause": problem})
+        error_name, cause = problem
+        store.transition(job_id, JobStatus.FAILED, error=JobError(error=error_name, cause=cause))
+        logger.warning("upload rejected", extra={"job_id": job_id, "error": error_name, "cause": cause})
         return job_id
-    request = StereoRequest.model_validate(job.request)
-    payload = {
-        "job_id": job_id,
-        "source": {"bucket": bucket, "key": key},
-        "params": request.model_dump(mode="json", include={"layout", "baseline", "convergence"}),
-    }
-    workflows.start(JobKind.STEREO, job_id, payload, settings)
+    workflows.start(workflow, job_id, workflow.payload(job_id, request, S3Location(bucket, key)), settings)
     return job_id

@@ -1,4 +1,5 @@
-"""Starts the state machine of a job, named by the job id so a duplicate start is a no-op."""
+"""Starts and stops a job's state machine; executions are named by the job id, so a duplicate start is a
+no-op and a job's execution ARN can always be derived."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ from botocore.exceptions import ClientError
 from storyflow import aws
 from storyflow.errors import WorkflowNotDeployed
 from storyflow.keys import check_job_id
-from storyflow.models import JobKind
 from storyflow.observability import logger
+from storyflow.registry import Workflow
 from storyflow.settings import Settings
 
 
-def state_machine_arn(kind: JobKind, settings: Settings) -> str:
-    arn: str = getattr(settings, f"{kind.value}_state_machine_arn")
+def state_machine_arn(workflow: Workflow, settings: Settings) -> str:
+    """The kind's state machine, or WorkflowNotDeployed (400) when this stack has none for it."""
+    arn: str = getattr(settings, workflow.state_machine_setting)
     if not arn:
-        raise WorkflowNotDeployed(f"kind {kind.value!r} has no workflow in this stack", field="kind")
+        raise WorkflowNotDeployed(f"kind {workflow.kind.value!r} has no workflow in this stack", field="kind")
     return arn
 
 
@@ -26,27 +28,28 @@ def execution_arn(state_machine: str, job_id: str) -> str:
     return state_machine.replace(":stateMachine:", ":execution:", 1) + ":" + job_id
 
 
-def start(kind: JobKind, job_id: str, payload: dict[str, Any], settings: Settings) -> tuple[str, bool]:
+def start(workflow: Workflow, job_id: str, payload: dict[str, Any], settings: Settings) -> tuple[str, bool]:
     """Start (or find) the execution `job_id`. Returns (execution arn, started now?)."""
-    machine = state_machine_arn(kind, settings)
+    machine = state_machine_arn(workflow, settings)
     try:
         response = aws.client("stepfunctions").start_execution(
             stateMachineArn=machine, name=check_job_id(job_id), input=json.dumps(payload)
         )
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+        if aws.error_code(error) != "ExecutionAlreadyExists":
             raise
         existing = execution_arn(machine, job_id)
         logger.info("execution already exists; duplicate start ignored", extra={"execution_arn": existing})
         return existing, False
     arn: str = response["executionArn"]
-    logger.info("execution started", extra={"execution_arn": arn, "kind": kind.value})
+    logger.info("execution started", extra={"execution_arn": arn, "kind": workflow.kind.value})
     return arn, True
 
 
 def stop(execution: str, cause: str) -> None:
+    """Stop an execution (ABORTED); one that does not exist (never started) is not an error."""
     try:
         aws.client("stepfunctions").stop_execution(executionArn=execution, error="Cancelled", cause=cause)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"ExecutionDoesNotExist"}:
+        if aws.error_code(error) != "ExecutionDoesNotExist":
             raise

@@ -3,7 +3,9 @@ ECS task (a local process serving on port 8000), pings keep it alive, the TaskPi
 monitor stop it once idle, and its SQLite DB survives the stop as a new version in the versioned bucket.
 
 The session's local cloud runs the backend on a short clock (conftest.STACK_PARAMETERS): lifetime 8 s,
-startup grace 4 s, idle alarm after 2 periods of 60 s = 2 local seconds.
+startup grace 4 s, idle alarm after 2 periods of 60 s = 2 local seconds. The tests that rely on that clock,
+on the local alarm clock or on killing the task's local processes are local_only; the others also run
+against a deployed stack (STORYFLOW_STACK), where a Fargate task starts and stops in minutes, not seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,16 +22,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
 
-from storyflow.backend_tasks import BACKEND_PORT, ECS_STOPPED
-from storyflow.local import LocalCloud
+from storyflow.backend.ecs import ECS_STOPPED
+from storyflow.backend.models import BACKEND_PORT
 from tests.integration.conftest import STACK_PARAMETERS
-
-T = TypeVar("T")
+from tests.support.poll import wait_until
+from tests.support.target import IntegrationTarget
 
 LIFETIME = float(STACK_PARAMETERS["BackendLifetimeSeconds"])
 GRACE = float(STACK_PARAMETERS["BackendStartupGraceSeconds"])
@@ -39,20 +42,8 @@ IDLE_ALARM = (
     / 60
 )
 # Gaps between pings longer than the idle alarm: it fires in every gap and the monitor must keep the task.
-PING_GAP = IDLE_ALARM + 2.0
 DB_KEY = "backend/app.sqlite3"
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` (and the last value) otherwise."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:g}s (last: {last!r})")
+SHORT_CLOCK = "runs the backend on the local cloud's short clock (conftest.STACK_PARAMETERS)"
 
 
 def port_taken(port: int = BACKEND_PORT) -> str | None:
@@ -82,14 +73,17 @@ def container_pids(task_arn: str) -> list[int]:
 class Backend:
     """The backend's API, its TaskState item, its ECS tasks and its DB bucket, as a client sees them."""
 
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
-        self.outputs = cloud.outputs
-        self.ecs = cloud.client("ecs")
-        self.dynamodb = cloud.client("dynamodb")
-        self.s3 = cloud.client("s3")
-        self.cloudwatch = cloud.client("cloudwatch")
-        self.sns = cloud.client("sns")
+    def __init__(self, target: IntegrationTarget) -> None:
+        self.target = target
+        self.outputs = target.outputs
+        self.ecs = target.client("ecs")
+        self.dynamodb = target.client("dynamodb")
+        self.s3 = target.client("s3")
+        self.cloudwatch = target.client("cloudwatch")
+        self.sns = target.client("sns")
+        # Seconds to wait for a task to start / to stop: local processes, or Fargate pulling an image.
+        local = target.local is not None
+        self.starts_within, self.stops_within = (20.0, 40.0) if local else (300.0, 180.0)
         self.cluster = self.outputs["ClusterArn"]
         definition = self.ecs.describe_task_definition(
             taskDefinition=self.outputs["BackendTaskDefinitionArn"]
@@ -100,16 +94,16 @@ class Backend:
     # --- the API
     def get_start(self, action: str | None = None) -> requests.Response:
         params = {"action": action} if action is not None else None
-        return requests.get(self.cloud.api_url + "/start", params=params, timeout=30)
+        return self.target.http("GET", "/start", params=params)
 
     def start(self, action: str | None = None) -> dict[str, Any]:
         """`GET /start`, retried while the previous task is stopping (503 + Retry-After)."""
-        deadline = time.monotonic() + 40
-        while True:
-            response = self.get_start(action)
-            if response.status_code != 503 or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        response = wait_until(
+            lambda: self.get_start(action),
+            self.stops_within,
+            "GET /start answering other than 503 (the previous task stopped)",
+            until=lambda r: r.status_code != 503,
+        )
         assert response.status_code == 200, f"GET /start: {response.status_code} {response.text}"
         answer: dict[str, Any] = response.json()
         return answer
@@ -122,17 +116,17 @@ class Backend:
             assert answer["task_arn"] in (task_arn, None), answer  # never another task meanwhile
             return str(answer["public_ip"]) if answer["public_ip"] else None
 
-        base = f"http://{wait_for('a public IP in the ping answer', address, 20, every=0.2)}:{BACKEND_PORT}"
+        ip = wait_until(address, self.starts_within, "a public IP in the ping answer")
+        base = f"http://{ip}:{BACKEND_PORT}"
 
-        def healthy() -> dict[str, Any] | None:
-            with contextlib.suppress(requests.ConnectionError):
-                response = requests.get(base + "/health/", timeout=2)
-                if response.status_code == 200:
-                    health: dict[str, Any] = response.json()
-                    return health
-            return None
-
-        assert wait_for(f"{base}/health/", healthy, 20, every=0.1)["status"] == "ok"
+        health = wait_until(
+            lambda: requests.get(base + "/health/", timeout=2),
+            self.starts_within,
+            f"{base}/health/ answering 200",
+            until=lambda r: r.status_code == 200,
+            ignore=(requests.ConnectionError,),
+        )
+        assert health.json()["status"] == "ok", health.text
         return base
 
     # --- the TaskState item
@@ -149,16 +143,14 @@ class Backend:
         return plain
 
     def wait_state(self, status: str, timeout: float) -> dict[str, Any]:
-        seen: list[dict[str, Any] | None] = [None]
-
-        def reached() -> dict[str, Any] | None:
-            seen[0] = self.state()
-            return seen[0] if seen[0] is not None and seen[0]["status"] == status else None
-
-        try:
-            return wait_for(f"TaskState {status}", reached, timeout)
-        except AssertionError as error:
-            raise AssertionError(f"{error}; TaskState is {seen[0]}") from None
+        state = wait_until(
+            self.state,
+            timeout,
+            f"TaskState {status}",
+            until=lambda s: s is not None and s["status"] == status,
+        )
+        assert state is not None
+        return state
 
     # --- ECS
     def task(self, task_arn: str) -> dict[str, Any]:
@@ -180,17 +172,12 @@ class Backend:
         return arns
 
     def wait_task(self, task_arn: str, last_status: str, timeout: float) -> dict[str, Any]:
-        seen: list[str] = [""]
-
-        def reached() -> dict[str, Any] | None:
-            task = self.task(task_arn)
-            seen[0] = task["lastStatus"]
-            return task if task["lastStatus"] == last_status else None
-
-        try:
-            return wait_for(f"task {task_arn.rsplit('/', 1)[-1]} {last_status}", reached, timeout)
-        except AssertionError as error:
-            raise AssertionError(f"{error}; it is {seen[0]}") from None
+        return wait_until(
+            lambda: self.task(task_arn),
+            timeout,
+            f"task {task_arn.rsplit('/', 1)[-1]} {last_status}",
+            until=lambda task: task["lastStatus"] == last_status,
+        )
 
     def stop_all(self, reason: str, *, port_free: bool = True) -> None:
         """Stop every running backend task; wait until the monitor recorded it (and the port is free)."""
@@ -198,12 +185,12 @@ class Backend:
             if self.task(arn)["lastStatus"] != ECS_STOPPED:
                 self.ecs.stop_task(cluster=self.cluster, task=arn, reason=reason)
         for arn in self.task_arns():
-            self.wait_task(arn, ECS_STOPPED, 40)
+            self.wait_task(arn, ECS_STOPPED, self.stops_within)
         state = self.state()
         if state is not None and state.get("task_arn"):
-            self.wait_state("stopped", 10)
-        if port_free:
-            wait_for(f"port {BACKEND_PORT} free again", lambda: port_taken() is None, 10)
+            self.wait_state("stopped", 10 if self.target.local is not None else 60)
+        if port_free and self.target.local is not None:  # the local ECS agent runs the task on this host
+            wait_until(lambda: port_taken() is None, 10, f"port {BACKEND_PORT} free again")
 
     # --- the DB bucket
     def db_versions(self) -> list[dict[str, Any]]:
@@ -230,12 +217,12 @@ class Backend:
         """Subscribe a queue to the alarm topic (as an operator would); yields a reader of the new states
         the TaskPing alarm notified. The ALARM state itself lasts only until the monitor re-arms it, so
         polling describe_alarms can miss it; its notifications cannot be missed."""
-        sqs = self.cloud.client("sqs")
+        sqs = self.target.client("sqs")
         queue_url = sqs.create_queue(QueueName=f"alarm-watch-{int(time.time() * 1000)}")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
-        topic = self.cloud.physical_id("AlarmTopic")
+        topic = self.target.physical_id("AlarmTopic")
         subscription = self.sns.subscribe(
             TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
         )["SubscriptionArn"]
@@ -259,13 +246,62 @@ class Backend:
             self.sns.unsubscribe(SubscriptionArn=subscription)
             sqs.delete_queue(QueueUrl=queue_url)
 
+    def wait_alarm_fired_and_kept(self, notified_states: Callable[[], list[str]]) -> None:
+        """Wait until the idle alarm notifies ALARM, then until the task monitor, having found the task not
+        expired yet, re-armed it (back to OK, saying it kept the backend)."""
+        wait_until(lambda: "ALARM" in notified_states(), IDLE_ALARM + 10, "the TaskPing alarm's ALARM")
+
+        wait_until(
+            lambda: self.cloudwatch.describe_alarms(AlarmNames=[self.alarm])["MetricAlarms"][0],
+            10,
+            "the task monitor keeping the backend (the alarm re-armed to OK)",
+            until=lambda alarm: (
+                alarm["StateValue"] == "OK"
+                and str(alarm["StateReason"]).startswith("task-monitor: backend kept")
+            ),
+        )
+
+
+@contextlib.contextmanager
+def monitor_outcomes(target: IntegrationTarget) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The outcomes the task monitor logs (`task monitor` lines: action, reason), read from the local cloud's
+    function log while the block runs; yields a reader of those logged so far."""
+    function = target.physical_id("TaskMonitorFunction")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            name, _, line = record.getMessage().partition(": ")
+            if name == function:
+                lines.append(line)
+
+    def outcomes() -> list[dict[str, Any]]:
+        found = []
+        for line in list(lines):
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and entry.get("message") == "task monitor":
+                    found.append(entry)
+        return found
+
+    log = logging.getLogger("storyflow_local.function")
+    handler, level = Collect(logging.INFO), log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield outcomes
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
 
 @pytest.fixture(scope="module")
-def backend(local_cloud: LocalCloud) -> Iterator[Backend]:
-    """Given the deployed backend, with port 8000 (the task definition's PORT) free on this machine."""
-    client = Backend(local_cloud)
+def backend(target: IntegrationTarget) -> Iterator[Backend]:
+    """Given the deployed backend, with no task running; on the local cloud, with port 8000 (the task
+    definition's PORT) free on this machine."""
+    client = Backend(target)
     client.stop_all("test_backend: before the module", port_free=False)
-    taken = port_taken()
+    taken = port_taken() if target.local is not None else None
     if taken is not None:
         pytest.fail(
             f"port {BACKEND_PORT} is already in use on this machine ({taken}); the backend task definition "
@@ -284,6 +320,7 @@ def no_backend_left_running(backend: Backend) -> Iterator[None]:
     backend.stop_all("test_backend: cleanup")
 
 
+@pytest.mark.local_only(f"{SHORT_CLOCK}: an 8 s lifetime, a 2 s idle alarm")
 def test_backend_lives_while_pinged_stops_when_idle_and_keeps_its_rows(
     backend: Backend, tmp_path: Path
 ) -> None:
@@ -303,21 +340,22 @@ def test_backend_lives_while_pinged_stops_when_idle_and_keeps_its_rows(
         assert created.status_code == 201, created.text
     assert [i["name"] for i in requests.get(base + "/items/", timeout=5).json()["items"]] == names
 
-    # ... and pings keep coming PING_GAP apart (the idle alarm fires in each gap), past the lifetime
+    # ... and pings keep coming past the lifetime, each once the idle alarm fired and the monitor kept it
     began = backend.state()
     assert began is not None and began["status"] == "running" and began["task_arn"] == first_arn
     last_ping = started
+    gaps = 0
     with backend.alarm_notifications() as notified_states:
         while time.time() <= began["started_at"] + LIFETIME:
-            gap_ends = time.monotonic() + PING_GAP
-            time.sleep(max(0.0, gap_ends - time.monotonic()))
+            backend.wait_alarm_fired_and_kept(notified_states)
+            gaps += 1
             last_ping = backend.start("ping")
             assert (last_ping["status"], last_ping["task_arn"]) == ("running", first_arn), last_ping
             assert last_ping["message"] == f"running at {base}/"
-        alarms_fired = notified_states()
+            notified_states()  # an ALARM notified before this ping belongs to this gap, not the next
 
-    # Then the task outlived its lifetime: the alarm fired in the gaps and the monitor kept it (not expired)
-    assert "ALARM" in alarms_fired, alarms_fired
+    # Then the task outlived its lifetime: the alarm fired in every gap and the monitor kept it (not expired)
+    assert gaps >= 2, gaps
     assert time.time() > began["started_at"] + LIFETIME
     assert backend.task(first_arn)["lastStatus"] == "RUNNING"
     assert requests.get(base + "/health/", timeout=5).json() == {"status": "ok", "items": len(names)}
@@ -387,6 +425,7 @@ def test_ten_concurrent_starts_run_exactly_one_task(backend: Backend, previous: 
     backend.wait_ready(arn)
 
 
+@pytest.mark.local_only("kills the task's container processes on this host (the local ECS agent runs them)")
 def test_task_killed_from_outside_is_noticed_and_replaced_on_next_start(backend: Backend) -> None:
     # Given a running backend
     started = backend.start()
@@ -423,8 +462,9 @@ def test_unknown_action_is_a_400_naming_the_allowed_values_and_starts_nothing(ba
     assert backend.task_arns() == tasks_before
 
 
+@pytest.mark.local_only(f"{SHORT_CLOCK}, and reads the task monitor's outcomes from the local function log")
 def test_malformed_alarm_message_stops_nothing(backend: Backend) -> None:
-    topic = backend.cloud.physical_id("AlarmTopic")
+    topic = backend.target.physical_id("AlarmTopic")
     # Given a backend that has expired and is past its startup grace, while the alarm's own notifications
     # are held back (so only the messages below reach the monitor)
     backend.cloudwatch.disable_alarm_actions(AlarmNames=[backend.alarm])
@@ -434,7 +474,8 @@ def test_malformed_alarm_message_stops_nothing(backend: Backend) -> None:
         backend.wait_ready(arn)
         state = backend.state()
         assert state is not None
-        time.sleep(max(0.0, max(state["expires_at"], state["started_at"] + GRACE) + 0.5 - time.time()))
+        stoppable_from = max(state["expires_at"], state["started_at"] + GRACE) + 0.5
+        wait_until(lambda: time.time() > stoppable_from, LIFETIME + GRACE + 5, "expiry, past the grace")
 
         # When malformed (and foreign) alarm messages are published to the alarm topic
         messages = [
@@ -445,11 +486,19 @@ def test_malformed_alarm_message_stops_nothing(backend: Backend) -> None:
             json.dumps({"NewStateValue": "ALARM"}),
             json.dumps({"AlarmName": "someone-elses-alarm", "NewStateValue": "ALARM"}),
         ]
-        for message in messages:
-            backend.sns.publish(TopicArn=topic, Message=message, Subject="ALARM")
-        time.sleep(2.0)
+        with monitor_outcomes(backend.target) as outcomes:
+            for message in messages:
+                backend.sns.publish(TopicArn=topic, Message=message, Subject="ALARM")
 
-        # Then nothing is stopped: the task still runs and its TaskState item is unchanged
+            # ... once the monitor has handled every one of them
+            def all_handled() -> list[dict[str, Any]] | None:
+                found = outcomes()
+                return found if len(found) >= len(messages) else None
+
+            handled = wait_until(all_handled, 20, f"the monitor's outcomes of all {len(messages)} messages")
+
+        # Then each was ignored, and nothing stopped: the task still runs and its TaskState item is unchanged
+        assert [o.get("action") for o in handled] == ["ignored"] * len(messages), handled
         assert backend.task(arn)["lastStatus"] == "RUNNING"
         assert backend.state() == state
     finally:

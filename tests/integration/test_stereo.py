@@ -1,8 +1,9 @@
-"""The stereo workflow on the local cloud: real API, real state machine, real media and stereo containers."""
+"""The stereo workflow on the local cloud (or the stack STORYFLOW_STACK names): real API, real state machine,
+real media and stereo containers."""
 
 from __future__ import annotations
 
-import time
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,36 +13,50 @@ import pytest
 import requests
 
 from storyflow import keys
-from storyflow.local import LocalCloud
-from storyflow.samples import make_clip
+from storyflow_local.samples import make_clip
 from tests.integration.conftest import FAULTY_STEREO_JOB
+from tests.support.poll import wait_until
+from tests.support.target import IntegrationTarget
 
 TIMEOUT = 400
+FINISHED = {"completed", "failed", "cancelled"}
+NOT_A_VIDEO = b"this is not a video\n" * 10
 
 
-def api(cloud: LocalCloud, method: str, path: str, **kwargs: Any) -> Any:
-    response = requests.request(method, cloud.api_url + path, timeout=30, **kwargs)
+def api(target: IntegrationTarget, method: str, path: str, **kwargs: Any) -> Any:
+    response = target.http(method, path, **kwargs)
     assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
     return response.json()
 
 
-def wait_finished(cloud: LocalCloud, job_id: str) -> dict[str, Any]:
+def wait_finished(target: IntegrationTarget, job_id: str) -> dict[str, Any]:
     """Poll until the job finishes; a direct S3 upload's job appears only once its event is handled."""
-    deadline = time.monotonic() + TIMEOUT
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        response = requests.get(f"{cloud.api_url}/jobs/{job_id}", timeout=30)
-        if response.status_code != 404:
-            job = response.json()
-            assert response.status_code == 200, job
-            if job["status"] in {"completed", "failed", "cancelled"}:
-                return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish in {TIMEOUT}s: {job}")
+
+    def job() -> dict[str, Any] | None:
+        response = target.http("GET", f"/jobs/{job_id}")
+        if response.status_code == 404:
+            return None
+        found: dict[str, Any] = response.json()
+        assert response.status_code == 200, found
+        return found
+
+    finished = wait_until(
+        job, TIMEOUT, f"job {job_id} to finish", until=lambda j: j is not None and j["status"] in FINISHED
+    )
+    assert finished is not None
+    return finished
 
 
-def submit_upload(cloud: LocalCloud, clip: Path, **params: Any) -> str:
-    accepted = api(cloud, "POST", "/jobs", json={"kind": "stereo", **params})
+def wait_upload_rejected(target: IntegrationTarget, job_id: str) -> None:
+    """The positive signal that upload events sent before this job's (non-video) upload have been handled:
+    this later one was, and failed the job NotAVideo at once. (Deliveries run concurrently, locally and on
+    AWS, so "before" is not a strict order; an earlier event's handling is one read, long done by then.)"""
+    job = wait_finished(target, job_id)
+    assert (job["status"], job["error"]["error"]) == ("failed", "NotAVideo"), job
+
+
+def submit_upload(target: IntegrationTarget, clip: Path, **params: Any) -> str:
+    accepted = api(target, "POST", "/jobs", json={"kind": "stereo", **params})
     ticket = accepted["upload"]
     with clip.open("rb") as handle:
         response = requests.post(
@@ -52,16 +67,20 @@ def submit_upload(cloud: LocalCloud, clip: Path, **params: Any) -> str:
     return job_id
 
 
-def put_source(cloud: LocalCloud, job_id: str, body: bytes) -> None:
-    cloud.client("s3").put_object(
-        Bucket=cloud.outputs["InputBucketName"], Key=f"input/{job_id}/source.mp4", Body=body
+def put_source(target: IntegrationTarget, job_id: str, body: bytes) -> None:
+    """The upload straight to S3, with the Content-Type its ticket requires."""
+    target.client("s3").put_object(
+        Bucket=target.outputs["InputBucketName"],
+        Key=f"input/{job_id}/source.mp4",
+        Body=body,
+        ContentType=keys.SOURCE_CONTENT_TYPE,
     )
 
 
-def download(cloud: LocalCloud, job_id: str, target: Path) -> Path:
-    urls = api(cloud, "GET", f"/jobs/{job_id}/outputs")["outputs"]
-    target.write_bytes(requests.get(urls["final.mp4"], timeout=120).content)
-    return target
+def download(target: IntegrationTarget, job_id: str, into: Path) -> Path:
+    urls = api(target, "GET", f"/jobs/{job_id}/outputs")["outputs"]
+    into.write_bytes(requests.get(urls["final.mp4"], timeout=120).content)
+    return into
 
 
 def probe(path: Path) -> dict[str, Any]:
@@ -103,16 +122,16 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_uploaded_clip_becomes_full_side_by_side_3d(
-    local_cloud: LocalCloud, clip: Path, tmp_path: Path
+    target: IntegrationTarget, clip: Path, tmp_path: Path
 ) -> None:
     # Given a clip uploaded through the API's presigned POST
-    job_id = submit_upload(local_cloud, clip, layout="full")
+    job_id = submit_upload(target, clip, layout="full")
     # When the workflow runs
-    job = wait_finished(local_cloud, job_id)
+    job = wait_finished(target, job_id)
     # Then the job completed with every segment counted
     assert job["status"] == "completed", job.get("error")
     assert job["progress"]["total"] == 3 and job["progress"]["done"] == 3
-    final = download(local_cloud, job_id, tmp_path / "final.mp4")
+    final = download(target, job_id, tmp_path / "final.mp4")
     source, result = probe(clip), probe(final)
     # ... the same frames (±1), the same audio (±50 ms), twice the width
     assert abs(result["frames"] - source["frames"]) <= 1
@@ -124,48 +143,53 @@ def test_uploaded_clip_becomes_full_side_by_side_3d(
     assert float(np.mean(np.abs(left - right))) > 1.0
     assert psnr(left, original) > 20 and psnr(right, original) > 20
     # ... and the intermediates are tagged for expiry
-    s3 = local_cloud.client("s3")
+    s3 = target.client("s3")
     for bucket, key in (
-        (local_cloud.outputs["InputBucketName"], keys.segment_key(job_id, 0)),
-        (local_cloud.outputs["InputBucketName"], keys.audio_key(job_id)),
-        (local_cloud.outputs["OutputBucketName"], keys.inferred_segment_key(job_id, 2)),
+        (target.outputs["InputBucketName"], keys.segment_key(job_id, 0)),
+        (target.outputs["InputBucketName"], keys.audio_key(job_id)),
+        (target.outputs["OutputBucketName"], keys.inferred_segment_key(job_id, 2)),
     ):
         tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]}
         assert tags == {"storyflow-lifecycle": "expire-intermediate"}, (bucket, key)
 
 
-def test_duplicate_upload_event_starts_no_second_execution(local_cloud: LocalCloud, tmp_path: Path) -> None:
+def test_duplicate_upload_event_starts_no_second_execution(target: IntegrationTarget, tmp_path: Path) -> None:
     # Given a finished job
     small = make_clip(tmp_path / "small.mp4", seconds=4, width=320, height=180)
-    job_id = submit_upload(local_cloud, small, layout="half")
-    assert wait_finished(local_cloud, job_id)["status"] == "completed"
+    job_id = submit_upload(target, small, layout="half")
+    assert wait_finished(target, job_id)["status"] == "completed"
     # When the same upload event arrives again (S3 overwrite / redelivery)
-    put_source(local_cloud, job_id, small.read_bytes())
-    time.sleep(2)
+    put_source(target, job_id, small.read_bytes())
+    # ... and a later upload event has been handled since: a non-video upload, rejected at once
+    later = api(target, "POST", "/jobs", json={"kind": "stereo"})["job_id"]
+    put_source(target, later, NOT_A_VIDEO)
+    wait_upload_rejected(target, later)
     # Then there is still exactly one execution for the job, and the job is unchanged
-    sfn = local_cloud.client("stepfunctions")
-    executions = sfn.list_executions(stateMachineArn=local_cloud.outputs["StereoStateMachineArn"])[
-        "executions"
-    ]
-    assert [e["name"] for e in executions].count(job_id) == 1
-    assert api(local_cloud, "GET", f"/jobs/{job_id}")["status"] == "completed"
+    pages = (
+        target.client("stepfunctions")
+        .get_paginator("list_executions")
+        .paginate(stateMachineArn=target.outputs["StereoStateMachineArn"])
+    )
+    assert [e["name"] for page in pages for e in page["executions"]].count(job_id) == 1
+    assert api(target, "GET", f"/jobs/{job_id}")["status"] == "completed"
     # ... and half side-by-side kept the source's width
-    assert probe(download(local_cloud, job_id, tmp_path / "half.mp4"))["width"] == 320
+    assert probe(download(target, job_id, tmp_path / "half.mp4"))["width"] == 320
 
 
+@pytest.mark.local_only("the engine fault is injected through the local cloud's container environment")
 def test_engine_failure_on_one_segment_fails_the_job_with_that_segments_error(
-    local_cloud: LocalCloud, tmp_path: Path
+    target: IntegrationTarget, tmp_path: Path
 ) -> None:
     # Given a 3-segment clip whose segment 00001 the engine fails on (fault injected for this job only)
     faulty = make_clip(tmp_path / "faulty.mp4", seconds=25, width=320, height=180)
-    put_source(local_cloud, FAULTY_STEREO_JOB, faulty.read_bytes())
+    put_source(target, FAULTY_STEREO_JOB, faulty.read_bytes())
     # When the workflow runs (the failing segment is retried first)
-    job = wait_finished(local_cloud, FAULTY_STEREO_JOB)
+    job = wait_finished(target, FAULTY_STEREO_JOB)
     # Then the job failed with that segment's error and cause, and the execution ended
     assert job["status"] == "failed"
     assert job["error"]["error"] == "InjectedFault"
-    assert job["error"]["cause"].startswith("segment 00001: ")
-    sfn = local_cloud.client("stepfunctions")
+    assert job["error"]["cause"].startswith("item 00001: ")
+    sfn = target.client("stepfunctions")
     arn = job["execution_arn"]
     assert sfn.describe_execution(executionArn=arn)["status"] == "FAILED"
 
@@ -174,27 +198,58 @@ def test_engine_failure_on_one_segment_fails_the_job_with_that_segments_error(
     ("body", "cause"), [(b"this is not a video\n" * 10, "not a video"), (b"", "empty upload")]
 )
 def test_non_video_upload_fails_fast_with_a_clear_cause(
-    local_cloud: LocalCloud, body: bytes, cause: str
+    target: IntegrationTarget, body: bytes, cause: str
 ) -> None:
-    job_id = api(local_cloud, "POST", "/jobs", json={"kind": "stereo"})["job_id"]
-    put_source(local_cloud, job_id, body)
-    job = wait_finished(local_cloud, job_id)
+    job_id = api(target, "POST", "/jobs", json={"kind": "stereo"})["job_id"]
+    put_source(target, job_id, body)
+    job = wait_finished(target, job_id)
     assert job["status"] == "failed" and job["error"]["error"] == "NotAVideo"
     assert cause in job["error"]["cause"]
     assert job.get("execution_arn") is None  # no compute was started
 
 
-def test_key_outside_the_upload_shape_is_ignored(local_cloud: LocalCloud) -> None:
-    # Given the number of jobs so far
-    dynamodb, table = local_cloud.client("dynamodb"), local_cloud.outputs["JobsTableName"]
-    before = dynamodb.scan(TableName=table, Select="COUNT")["Count"]
+def test_a_video_header_over_junk_fails_in_chunk_through_its_error_json(target: IntegrationTarget) -> None:
+    # Given an upload whose MP4 header passes the upload sniff but whose body is no video
+    job_id = api(target, "POST", "/jobs", json={"kind": "stereo"})["job_id"]
+    put_source(target, job_id, b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + b"junk" * 500)
+    # When the workflow runs it: the media container's chunk fails (exit 2)
+    job = wait_finished(target, job_id)
+    # Then the job failed NotAVideo with the container's message, read from the step's error.json,
+    # since the stopped task (as on AWS) carries only its exit code and ECS's own reason
+    assert job["status"] == "failed", job
+    assert job["error"]["error"] == "NotAVideo", job["error"]
+    source_uri = f"s3://{target.outputs['InputBucketName']}/input/{job_id}/source.mp4"
+    assert job["error"]["cause"].startswith(f"not a video: {source_uri}: "), job["error"]
+    body = target.client("s3").get_object(
+        Bucket=target.outputs["OutputBucketName"], Key=keys.step_error_key(job_id, "chunk")
+    )["Body"]
+    error = json.loads(body.read())
+    assert (error["error"], error["step"], error["exit_code"]) == ("NotAVideo", "chunk", 2)
+    assert error["message"] == job["error"]["cause"]
+    assert job["execution_arn"]
+
+
+def test_key_outside_the_upload_shape_is_ignored(target: IntegrationTarget) -> None:
+    def job_count() -> int:
+        pages = (
+            target.client("dynamodb")
+            .get_paginator("scan")
+            .paginate(TableName=target.outputs["JobsTableName"], Select="COUNT")
+        )
+        return sum(page["Count"] for page in pages)
+
+    # Given the number of jobs so far (a job for the later upload below among them)
+    later = api(target, "POST", "/jobs", json={"kind": "stereo"})["job_id"]
+    before = job_count()
     # When an object lands under input/ but outside input/{job_id}/source.mp4
-    local_cloud.client("s3").put_object(
-        Bucket=local_cloud.outputs["InputBucketName"], Key="input/notes.txt", Body=b"hello"
+    target.client("s3").put_object(
+        Bucket=target.outputs["InputBucketName"], Key="input/notes.txt", Body=b"hello"
     )
-    time.sleep(1)
+    # ... and a later upload event has been handled since: a non-video upload, rejected at once
+    put_source(target, later, NOT_A_VIDEO)
+    wait_upload_rejected(target, later)
     # Then no job was created
-    assert dynamodb.scan(TableName=table, Select="COUNT")["Count"] == before
+    assert job_count() == before
 
 
 @pytest.mark.parametrize(
@@ -206,10 +261,12 @@ def test_key_outside_the_upload_shape_is_ignored(local_cloud: LocalCloud) -> Non
     ],
     ids=["odd-853x480-no-audio", "variable-frame-rate", "10s-keyframes"],
 )
-def test_awkward_inputs_still_convert(local_cloud: LocalCloud, tmp_path: Path, shape: dict[str, Any]) -> None:
+def test_awkward_inputs_still_convert(
+    target: IntegrationTarget, tmp_path: Path, shape: dict[str, Any]
+) -> None:
     clip = make_clip(tmp_path / "awkward.mp4", **shape)
-    job = wait_finished(local_cloud, submit_upload(local_cloud, clip, layout="full"))
+    job = wait_finished(target, submit_upload(target, clip, layout="full"))
     assert job["status"] == "completed", job.get("error")
-    result, source = probe(download(local_cloud, job["job_id"], tmp_path / "final.mp4")), probe(clip)
+    result, source = probe(download(target, job["job_id"], tmp_path / "final.mp4")), probe(clip)
     assert abs(result["frames"] - source["frames"]) <= 1
     assert result["width"] >= 2 * source["width"] - 1

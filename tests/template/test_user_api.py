@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from storyflow.local.package import Packager
-from storyflow.local.transform import sam_transform
+from storyflow_local.package import Packager
+from storyflow_local.transform import sam_transform
 from tests.support.template import ROOT, load_template, resources
 
 POOL = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"

@@ -18,12 +18,16 @@ from botocore.credentials import Credentials
 from botocore.stub import Stubber
 from typer.testing import CliRunner
 
-from storyflow import aws, cli
+from storyflow import aws
 from storyflow.jobstore import JobStore
 from storyflow.keys import upload_key
 from storyflow.models import JobError, JobKind, JobStatus
 from storyflow.openapi import load_api_module
+from storyflow_cli import client as cli
+from storyflow_cli import commands
+from storyflow_cli import target as cli_target
 from tests.support.functions import FakeContext
+from tests.support.jobs import set_progress_total
 from tests.unit.api.boto_cache import shared_botocore_loader  # noqa: F401 (session fixture)
 from tests.unit.api.conftest import load_event
 from tests.unit.api.moto_stack import _module_account, module_lived_stack  # noqa: F401 (fixture `stack`)
@@ -120,7 +124,7 @@ def video_machine(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str
 
 
 def run(api: ApiServer, *args: str) -> Any:
-    return RUNNER.invoke(cli.app, ["--api-url", api.url, *args], env={"COLUMNS": "200"})
+    return RUNNER.invoke(commands.app, ["--api-url", api.url, *args], env={"COLUMNS": "200"})
 
 
 # ---------------------------------------------------------------- status / list
@@ -128,7 +132,7 @@ def test_status_shows_the_job(api: ApiServer, store: JobStore) -> None:
     # Given a running job at 2 of 4 segments
     store.create(JobKind.VIDEO, JOB, {"kind": "video"})
     store.transition(JOB, JobStatus.RUNNING, stage="inferring")
-    store.set_progress_total(JOB, 4)
+    set_progress_total("JobsTable", JOB, 4)
     store.add_progress(JOB, 2)
 
     # When `storyflow status` is run
@@ -281,6 +285,17 @@ def test_submit_file_for_a_kind_without_upload_is_a_usage_error(api: ApiServer, 
     assert api.requests == []
 
 
+def test_an_empty_file_is_refused_before_any_job_is_created(api: ApiServer, tmp_path: Path) -> None:
+    # Given a zero-byte clip
+    clip = tmp_path / "empty.mp4"
+    clip.write_bytes(b"")
+    # When it is submitted for stereo
+    result = run(api, "submit", "stereo", "--file", str(clip))
+    # Then the CLI refuses it as a usage error, and the API was never called (no job waits for it)
+    assert result.exit_code == 2 and "empty" in result.output
+    assert api.requests == []
+
+
 # ---------------------------------------------------------------- watch
 def _advance(store: JobStore, steps: list[Callable[[], None]]) -> Hook:
     """A hook that applies the next step before each GET of the job (one step per poll)."""
@@ -302,7 +317,7 @@ def test_watch_follows_progress_until_completed(api: ApiServer, store: JobStore)
                 lambda: None,
                 lambda: (
                     store.transition(JOB, JobStatus.RUNNING, stage="inferring"),
-                    store.set_progress_total(JOB, 3),
+                    set_progress_total("JobsTable", JOB, 3),
                 ),
                 lambda: store.add_progress(JOB, 2),
                 lambda: (store.add_progress(JOB), store.transition(JOB, JobStatus.COMPLETED, stage="done")),
@@ -406,7 +421,7 @@ def test_no_api_is_a_usage_error_with_the_ways_to_give_one(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("STORYFLOW_API_URL", raising=False)
     monkeypatch.delenv("STORYFLOW_STACK", raising=False)
-    result = RUNNER.invoke(cli.app, ["status", JOB])
+    result = RUNNER.invoke(commands.app, ["status", JOB])
     assert result.exit_code == 2
     assert "--stack" in result.output and "storyflow local up" in result.output
 
@@ -443,7 +458,7 @@ def cloudformation(monkeypatch: pytest.MonkeyPatch) -> Stubber:
     """CloudFormation answered by a botocore Stubber (requests are still checked against the API model)."""
     client = boto3.session.Session().client("cloudformation", region_name=REGION)
     stubber = Stubber(client)
-    monkeypatch.setattr(cli, "_cloudformation", lambda region: client)
+    monkeypatch.setattr(cli_target, "_cloudformation", lambda region: client)
     stubber.activate()
     return stubber
 
@@ -705,17 +720,17 @@ def test_output_filenames_are_safe(name: str, url: str, expected: str) -> None:
 
 
 def test_main_mounts_the_local_cloud_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a `storyflow.local.cli` module with a typer app (or none)  When main() builds the CLI
+    # Given a `storyflow_local.cli` module with a typer app (or none)  When main() builds the CLI
     # Then `local` is mounted once when it exists, and the CLI works without it
     import sys
     import types
 
     import typer
 
-    monkeypatch.setattr(cli.app, "registered_groups", list(cli.app.registered_groups))
-    fake = types.ModuleType("storyflow.local.cli")
+    monkeypatch.setattr(commands.app, "registered_groups", list(commands.app.registered_groups))
+    fake = types.ModuleType("storyflow_local.cli")
     fake.app = typer.Typer()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "storyflow.local.cli", fake)
-    cli._mount_local()
-    cli._mount_local()
-    assert [group.name for group in cli.app.registered_groups].count("local") == 1
+    monkeypatch.setitem(sys.modules, "storyflow_local.cli", fake)
+    commands._mount_local()
+    commands._mount_local()
+    assert [group.name for group in commands.app.registered_groups].count("local") == 1

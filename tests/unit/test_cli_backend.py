@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from storyflow import cli
+from storyflow_cli import commands
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_start_and_ping_call_the_task_manager(
     start_endpoint: tuple[str, list[str]], command: str, path: str
 ) -> None:
     url, seen = start_endpoint
-    result = CliRunner().invoke(cli.app, ["--api-url", url, command])
+    result = CliRunner().invoke(commands.app, ["--api-url", url, command])
     assert result.exit_code == 0, result.output
     assert seen == [path]
     assert "running" in result.output and "203.0.113.9" in result.output

@@ -13,6 +13,7 @@ from storyflow import aws
 from storyflow.errors import BadRequest, Conflict, NotFound
 from storyflow.jobstore import MAX_PAGE, JobStore, encode_page_token
 from storyflow.models import FINISHED, TRANSITIONS, JobError, JobKind, JobStatus
+from tests.support.jobs import set_progress_total
 from tests.unit.api.boto_cache import shared_botocore_loader  # noqa: F401 (session fixture)
 from tests.unit.api.moto_stack import _module_account, module_lived_stack  # noqa: F401 (module-lived moto account)
 
@@ -154,7 +155,7 @@ def test_transition_records_outputs_error_and_execution(store: JobStore) -> None
 # ---------------------------------------------------------------- progress
 def test_progress_total_and_increments(store: JobStore) -> None:
     job_in(store, JobStatus.RUNNING)
-    store.set_progress_total(JOB, 5)
+    set_progress_total("JobsTable", JOB, 5)
     store.add_progress(JOB)
     store.add_progress(JOB, 2)
     assert store.get(JOB).progress.model_dump() == {"done": 3, "total": 5}
@@ -203,8 +204,6 @@ def test_concurrent_increments_are_never_lost(store: JobStore) -> None:
 def test_progress_of_unknown_job_is_not_found(store: JobStore) -> None:
     with pytest.raises(NotFound):
         store.add_progress("video-20261123-ffffffffffff")
-    with pytest.raises(NotFound):
-        store.set_progress_total("video-20261123-ffffffffffff", 3)
 
 
 # ---------------------------------------------------------------- listing

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from storyflow import keys
+from storyflow import keys, registry
 from storyflow.errors import BadRequest
 from storyflow.models import (
     FINISHED,
     TRANSITIONS,
     Job,
-    JobRequest,
+    JobKind,
     JobStatus,
     StereoRequest,
     StoryRequest,
@@ -23,7 +23,7 @@ from storyflow.models import (
     allowed_sources,
 )
 
-REQUEST = TypeAdapter(JobRequest)
+REQUEST = TypeAdapter(registry.JobRequest)
 SEED = {"parent_id": "parent-1", "task_id": "task-1", "prompt": "a lighthouse at dusk"}
 
 
@@ -176,5 +176,20 @@ def test_keys_refuse_ids_outside_the_format(job_id: str) -> None:
 
 def test_upload_key_round_trip() -> None:
     job_id = keys.new_job_id("stereo")
-    assert keys.job_id_from_upload_key(keys.upload_key(job_id)) == job_id
-    assert keys.job_id_from_upload_key(f"input/{job_id}/other.mp4") is None
+    assert keys.parse_upload_key(keys.upload_key(job_id)) == (job_id, "source.mp4")
+    assert keys.parse_upload_key(f"input/{job_id}/a/b.mp4") is None
+    assert keys.parse_upload_key(f"input/{job_id}/../source.mp4") is None
+
+
+def test_an_upload_key_maps_to_the_one_kind_that_waits_for_it() -> None:
+    job_id = keys.new_job_id("stereo")
+    found = registry.for_upload_key(keys.upload_key(job_id))
+    assert found is not None and found[0].kind.value == "stereo" and found[1] == job_id
+    assert registry.for_upload_key(f"input/{job_id}/other.mp4") is None
+
+
+def test_the_registry_has_one_entry_per_kind_and_its_request_union_covers_them() -> None:
+    assert sorted(w.kind.value for w in registry.WORKFLOWS) == sorted(k.value for k in JobKind)
+    for workflow in registry.WORKFLOWS:
+        assert workflow.request.model_fields["kind"].default == workflow.kind
+        assert registry.get(workflow.kind.value) is workflow

@@ -1,4 +1,4 @@
-"""on_upload, submit_inference, inference_result and job_status, on moto tables built from template.yaml."""
+"""on_upload and job_status, on moto tables built from template.yaml."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import boto3
 import pytest
 
-from storyflow import aws, inference
+from storyflow import aws
 from storyflow.jobstore import JobStore
 from storyflow.models import JobKind, JobStatus
-from storyflow.uploads import sniff_video
+from storyflow.registry import sniff_video
 from tests.support.functions import FakeContext, load_event, load_handler
 
 JOB_ID = "stereo-20261123-0123456789ab"
@@ -49,7 +49,6 @@ def fakes(monkeypatch: pytest.MonkeyPatch, stack: dict[str, Any]) -> dict[str, R
     monkeypatch.setenv(
         "STEREO_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:stereo"
     )
-    monkeypatch.setenv("STEREO_ENDPOINT_NAME", "stereo")
     return recorders
 
 
@@ -138,87 +137,6 @@ def test_sniff_accepts_mp4_quicktime_and_matroska_headers() -> None:
     assert sniff_video(b"GIF89a", 100) is not None
 
 
-def submit(fakes: dict[str, Recorder], index: int = 1) -> str:
-    event = {
-        "task_token": f"token-{index}",
-        "job_id": JOB_ID,
-        "segment_index": index,
-        "input_uri": f"s3://storyflow-input/segments/{JOB_ID}/{index:05d}.mp4",
-        "params": {"layout": "half"},
-    }
-    inference_id: str = load_handler("submit_inference")(event, FakeContext())["inference_id"]
-    return inference_id
-
-
-def notification(name: str, inference_id: str) -> dict[str, Any]:
-    event = load_event(name)
-    record = event["Records"][0]["Sns"]
-    record["Message"] = record["Message"].replace("INFERENCE_ID", inference_id)
-    return event
-
-
-class TestInference:
-    def test_submit_stores_the_token_before_invoking_and_points_at_s3(
-        self, fakes: dict[str, Recorder]
-    ) -> None:
-        # When a segment is submitted
-        inference_id = submit(fakes)
-        # Then the token is stored under the inference id it sent, and the request JSON is in S3
-        item = (
-            boto3.resource("dynamodb")
-            .Table("InferenceCallbacksTable")
-            .get_item(Key={"inference_id": inference_id})["Item"]
-        )
-        assert item["task_token"] == "token-1" and int(item["segment_index"]) == 1
-        [(name, call)] = fakes["sagemaker-runtime"].calls
-        assert name == "invoke_endpoint_async" and call["InferenceId"] == inference_id
-        bucket, key = call["InputLocation"][5:].split("/", 1)
-        body = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-        assert body == {
-            "input_uri": f"s3://storyflow-input/segments/{JOB_ID}/00001.mp4",
-            "output_uri": f"s3://storyflow-output/jobs/{JOB_ID}/segments/00001.mp4",
-            "params": {"layout": "half"},
-        }
-
-    def test_success_answers_the_token_once_and_counts_progress_once(
-        self, fakes: dict[str, Recorder]
-    ) -> None:
-        # Given a queued job and a submitted segment
-        JobStore("JobsTable").create(JobKind.STEREO, JOB_ID, {})
-        inference_id = submit(fakes)
-        handler = load_handler("inference_result")
-        # When the success notification is delivered twice (SNS is at-least-once)
-        handler(notification("sagemaker_async_success.json", inference_id), FakeContext())
-        handler(notification("sagemaker_async_success.json", inference_id), FakeContext())
-        # Then the token got one success, the segment is recorded, progress counted once
-        answers = [(n, kw) for n, kw in fakes["stepfunctions"].calls if n.startswith("send_task")]
-        assert [n for n, _ in answers] == ["send_task_success"]
-        assert answers[0][1]["taskToken"] == "token-1"
-        assert JobStore("JobsTable").get(JOB_ID).progress.done == 1
-        row = (
-            boto3.resource("dynamodb")
-            .Table("SegmentCompletionsTable")
-            .get_item(Key={"job_id": JOB_ID, "segment_index": 1})["Item"]
-        )
-        assert row["status"] == "succeeded"
-
-    def test_failure_answers_with_the_containers_error_and_records_it(
-        self, fakes: dict[str, Recorder]
-    ) -> None:
-        JobStore("JobsTable").create(JobKind.STEREO, JOB_ID, {})
-        inference_id = submit(fakes, index=2)
-        load_handler("inference_result")(
-            notification("sagemaker_async_failure.json", inference_id), FakeContext()
-        )
-        [(name, call)] = [(n, kw) for n, kw in fakes["stepfunctions"].calls if n.startswith("send_task")]
-        assert name == "send_task_failure" and call["error"] == "InferenceFailed"
-        assert call["cause"].startswith("segment 00002: InjectedFault: fault injected")
-        failed = inference.first_failed_segment(
-            JOB_ID, __import__("storyflow.settings").settings.Settings.from_env()
-        )
-        assert failed is not None and failed["error"] == "InjectedFault"
-
-
 class TestJobStatus:
     handler = staticmethod(load_handler("job_status"))
 
@@ -235,26 +153,6 @@ class TestJobStatus:
         )
         job = JobStore("JobsTable").get(JOB_ID)
         assert job.status is JobStatus.COMPLETED and job.completed_at and job.outputs["final.mp4"]
-
-    def test_container_failure_keeps_the_containers_one_line_reason(self, stack: dict[str, Any]) -> None:
-        self.running_job()
-        cause = {
-            "Containers": [
-                {
-                    "Name": "media",
-                    "ExitCode": 2,
-                    "Reason": "error: NotAVideo: not a video: moov atom not found",
-                }
-            ],
-            "StoppedReason": "Essential container in task exited",
-        }
-        failure = {"Error": "States.TaskFailed", "Cause": json.dumps(cause)}
-        self.handler({"job_id": JOB_ID, "status": "failed", "failure": failure}, FakeContext())
-        error = JobStore("JobsTable").get(JOB_ID).error
-        assert error is not None and (error.error, error.cause) == (
-            "NotAVideo",
-            "not a video: moov atom not found",
-        )
 
     def test_lambda_failure_is_unwrapped(self, stack: dict[str, Any]) -> None:
         self.running_job()

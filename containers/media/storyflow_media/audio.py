@@ -74,7 +74,7 @@ class AudioCopy:
             return None
         return cls(path, audio, video)
 
-    def write(self, packet: Packet) -> None:
+    def write(self, packet: Packet[AudioStream]) -> None:
         pts = packet.pts
         if pts is None:  # the demuxer's flush packet
             return

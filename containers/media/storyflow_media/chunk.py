@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.packet import Packet
 from av.video.frame import PictureType, VideoFrame
@@ -29,6 +30,9 @@ from av.video.stream import VideoStream
 from storyflow_media.audio import AudioCopy, SourceAudio
 from storyflow_media.errors import MediaError, NotAVideo
 from storyflow_media.probe import check_bitstream, open_video
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +110,11 @@ class _SegmentWriter:
         self.container = av.open(str(path), mode="w", format="mp4")
         self.stream = self.container.add_stream_from_template(template)
 
-    def write(self, packets: list[Packet], end: int) -> None:
+    def write(self, packets: list[Packet[VideoStream]], end: int) -> None:
         for packet in packets:
-            packet.pts -= self.start
+            pts = packet.pts
+            assert pts is not None  # _split keeps no packet without a pts
+            packet.pts = pts - self.start
             if packet.dts is not None:
                 packet.dts -= self.start
             packet.stream = self.stream
@@ -143,7 +149,7 @@ class _Splitter:
         self.writer: _SegmentWriter | None = None
         self.origin: int | None = None
 
-    def add(self, gop: list[Packet], end: int) -> None:
+    def add(self, gop: list[Packet[VideoStream]], end: int) -> None:
         """Write one GOP (keyframe first, decode order) that is shown until `end` (stream ticks)."""
         start = gop[0].pts
         assert start is not None
@@ -169,7 +175,7 @@ class _Splitter:
         if end - self.writer.start >= self.target - self.slack:
             self._close()
 
-    def last_end(self, gop: list[Packet]) -> int:
+    def last_end(self, gop: list[Packet[VideoStream]]) -> int:
         """Where the stream's last GOP stops showing: its latest frame plus that frame's duration."""
         return max(p.pts + (p.duration or round(self.frame_ticks)) for p in gop if p.pts is not None)
 
@@ -202,12 +208,13 @@ def _split(
         splitter = _Splitter(stream, out_dir, target, max_gap)
         audio = AudioCopy.start(container, stream, audio_path)
         audio_index = -1 if audio is None else audio.stream.index
-        gop: list[Packet] = []
+        gop: list[Packet[VideoStream]] = []
         try:
-            for packet in container.demux(stream if audio is None else (stream, audio.stream)):
-                if packet.stream_index == audio_index and audio is not None:
-                    audio.write(packet)
+            for demuxed in container.demux(stream if audio is None else (stream, audio.stream)):
+                if demuxed.stream_index == audio_index and audio is not None:
+                    audio.write(cast("Packet[AudioStream]", demuxed))
                     continue
+                packet = cast("Packet[VideoStream]", demuxed)  # demux() reads no other stream
                 if packet.pts is None:  # the demuxer's flush packet
                     continue
                 if not gop:  # the very first packet
@@ -306,12 +313,13 @@ def _decoded(
     """
     count = 0
     audio_index = -1 if audio is None else audio.stream.index
-    for packet in container.demux(stream if audio is None else (stream, audio.stream)):
-        if packet.stream_index == audio_index and audio is not None:
-            audio.write(packet)
+    for demuxed in container.demux(stream if audio is None else (stream, audio.stream)):
+        if demuxed.stream_index == audio_index and audio is not None:
+            audio.write(cast("Packet[AudioStream]", demuxed))
             continue
+        packet = cast("Packet[VideoStream]", demuxed)  # demux() reads no other stream
         try:
-            frames = cast(list[VideoFrame], packet.decode())  # a packet of the video stream
+            frames = packet.decode()
         except av.FFmpegError as exc:
             reason = exc.strerror or str(exc)
             if count:
@@ -324,7 +332,8 @@ def _decoded(
 
 
 def _pad_to(frame: VideoFrame, width: int, height: int) -> VideoFrame:
-    planes = frame.to_ndarray(format="yuv444p")  # (3, h, w): full-resolution chroma pads exactly
+    # (3, h, w) uint8: full-resolution chroma pads exactly
+    planes = cast("NDArray[np.uint8]", frame.to_ndarray(format="yuv444p"))
     padded = np.pad(planes, ((0, 0), (0, height - frame.height), (0, width - frame.width)), mode="edge")
     out = VideoFrame.from_ndarray(padded, format="yuv444p")
     out.colorspace, out.color_range = frame.colorspace, frame.color_range

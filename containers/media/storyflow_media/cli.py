@@ -3,6 +3,12 @@
 Exit codes: 0 done (one JSON line on stdout), 1 failure, 2 not a video / bad arguments,
 128+N on signal N (143 for SIGTERM). Every failure prints one line `error: <Class>: <reason>` on
 stderr; with -v, progress is logged to stderr as well.
+
+Result protocol: with `RESULT_BUCKET` set (the task definition sets it to the stack's output bucket),
+the command also leaves `s3://$RESULT_BUCKET/jobs/<job>/steps/<command>/result.json` (the JSON line)
+on success, or `.../error.json` `{"error": <Class>, "message": <reason>, ...}` on failure, SIGTERM
+included. On AWS a stopped task tells Step Functions only its exit code, so error.json is how the
+job's error reaches the user; stderr is for the logs.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ log = logging.getLogger("storyflow_media")
 
 #: After SIGTERM, how long unwinding (temp files, transfer threads) may take before a hard exit.
 TERMINATE_GRACE_SECONDS = 1.0
+#: The bucket of the step result documents (result.json / error.json); unset: none are written.
+RESULT_BUCKET_ENV = "RESULT_BUCKET"
 
 
 def _positive(value: str) -> float:
@@ -48,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chunk a video into keyframe-aligned segments, or reassemble inferred segments "
         "with the source's audio. Reads and writes S3 (AWS_ENDPOINT_URL is honoured).",
         epilog="Exit codes: 0 ok (one JSON line on stdout), 1 failure, 2 not a video or bad arguments, "
-        "143 SIGTERM. Failures print one line 'error: <Class>: <reason>' on stderr.",
+        "143 SIGTERM. Failures print one line 'error: <Class>: <reason>' on stderr. With RESULT_BUCKET "
+        "set, the command also writes s3://$RESULT_BUCKET/jobs/<job>/steps/<command>/result.json (the "
+        'JSON line) or error.json ({"error": <Class>, "message": <reason>}).',
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -62,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and a keyframe forced every --segment-seconds (odd sizes are padded by 1 px). In the same "
         "pass, copy the source's audio (when it stream-copies into MP4) to segments/J/audio.m4a. Writes "
         "the segments and the audio (tagged storyflow-lifecycle=expire-intermediate) and a manifest: a "
-        'JSON array of {"job_id","index","bucket","key","start","duration","frames"[,"audio_key"]}.',
+        'JSON array of {"job_id","index","bucket","key","output_key","start","duration","frames"'
+        '[,"audio_key"]} (output_key: where the inferred segment goes in the output bucket).',
     )
     c.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
     c.add_argument("--bucket", required=True, help="input bucket: holds the source; receives the segments")
@@ -110,6 +121,7 @@ def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "index": seg.index,
             "bucket": bucket,
             "key": keys.segment_key(job, seg.index),
+            "output_key": keys.inferred_segment_key(job, seg.index),
             "start": seg.start,
             "duration": seg.duration,
             "frames": seg.frames,
@@ -192,8 +204,9 @@ def read_manifest(s3: Any, bucket: str, job: str) -> Manifest:
 def _starts(entries: list[dict[str, Any]]) -> list[float] | None:
     """The manifest's segment start times, when every entry has one (they place VFR segments exactly)."""
     starts = [e.get("start") for e in entries]
-    if all(isinstance(s, int | float) and not isinstance(s, bool) for s in starts):
-        return [float(s) for s in starts]
+    numbers = [s for s in starts if isinstance(s, int | float) and not isinstance(s, bool)]
+    if len(numbers) == len(starts):
+        return [float(s) for s in numbers]
     return None
 
 
@@ -256,9 +269,51 @@ def _named(uris: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     except NotAVideo as exc:
-        if exc.where not in uris:
+        if exc.where is None or exc.where not in uris:
             raise
         raise NotAVideo(exc.reason, uris[exc.where]) from None
+
+
+class StepReport:
+    """Where the command leaves its result.json / error.json: s3://$RESULT_BUCKET/jobs/J/steps/<command>/.
+
+    Without RESULT_BUCKET (a developer's shell, most tests) nothing is written.
+    """
+
+    def __init__(self, bucket: str | None, job: str, step: str) -> None:
+        self.bucket, self.job, self.step = bucket or None, job, step
+
+    @classmethod
+    def from_env(cls, job: str, step: str) -> StepReport:
+        return cls(os.environ.get(RESULT_BUCKET_ENV), job, step)
+
+    def success(self, result: dict[str, Any]) -> None:
+        """Write result.json; an error here fails the command (the result is part of its output)."""
+        if self.bucket is not None:
+            s3io.put_json(s3io.s3_client(), self.bucket, keys.step_result_key(self.job, self.step), result)
+
+    def failure(self, error: str, message: str, exit_code: int, quick: bool = False) -> None:
+        """Write error.json; never raises, so the original error is always the one reported."""
+        if self.bucket is None:
+            return
+        key = keys.step_error_key(self.job, self.step)
+        document = {
+            "error": error,
+            "message": message,
+            "job_id": self.job,
+            "step": self.step,
+            "exit_code": exit_code,
+        }
+        try:
+            client = s3io.quick_s3_client() if quick else s3io.s3_client()
+            s3io.put_json(client, self.bucket, key, document)
+        except Exception as exc:  # reported, then the original error stands
+            where = s3io.uri(self.bucket, key)
+            print(
+                f"warning: could not write {where}: {type(exc).__name__}: {_one_line(exc)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 class _Signals:
@@ -266,8 +321,9 @@ class _Signals:
 
     HANDLED = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self) -> None:
+    def __init__(self, report: StepReport | None = None) -> None:
         self.received: Terminated | None = None
+        self.report = report
         self._exiting = threading.Lock()
         self._previous: dict[int, Any] = {}
 
@@ -289,10 +345,13 @@ class _Signals:
         raise self.received
 
     def exit(self) -> NoReturn:
-        """Print the one line and leave now, without joining S3 transfer threads still in flight."""
+        """Print the one line, leave error.json if S3 answers quickly, and exit now, without joining
+        S3 transfer threads still in flight."""
         with self._exiting:  # whoever comes first (main thread or watchdog) prints and exits
             assert self.received is not None
             print(f"error: Terminated: {self.received}", file=sys.stderr, flush=True)
+            if self.report is not None:
+                self.report.failure("Terminated", str(self.received), self.received.exit_code, quick=True)
             sys.stdout.flush()
             os._exit(self.received.exit_code)
 
@@ -306,22 +365,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     log.setLevel(logging.INFO if args.verbose else logging.WARNING)
     started = time.monotonic()
-    signals = _Signals()
+    report = StepReport.from_env(args.job_id, args.command)
+    signals = _Signals(report)
     try:
         with signals, tempfile.TemporaryDirectory(prefix="storyflow-media-", dir=args.workdir) as tmp:
             result = COMMANDS[args.command](args, Path(tmp))
+            report.success(result)
     except Terminated:
         signals.exit()
     except MediaError as exc:
-        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(report, exc, exc.exit_code)
     except Exception as exc:
         log.info("failed", exc_info=True)  # the traceback, with -v only
-        print(f"error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return _fail(report, exc, 1)
     log.info("%s done in %.2fs", args.command, time.monotonic() - started)
     print(json.dumps(result, separators=(",", ":")), flush=True)
     return 0
+
+
+def _fail(report: StepReport, exc: BaseException, exit_code: int) -> int:
+    """The one stderr line first (the logs have it even if S3 hangs), then error.json."""
+    name, message = type(exc).__name__, _one_line(exc)
+    print(f"error: {name}: {message}", file=sys.stderr, flush=True)
+    report.failure(name, message, exit_code)
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The S3 key shapes of the media commands (mirrors storyflow.keys, which this image cannot import)."""
+"""The S3 key shapes of the media commands: a copy of the few storyflow.keys functions the media image
+needs (it cannot import the Lambda layer). tests/unit/media/test_keys_agree.py proves every function
+here returns exactly what storyflow.keys returns; change both together."""
 
 from __future__ import annotations
 
@@ -40,3 +42,12 @@ def inferred_segment_key(job: str, index: int) -> str:
 
 def final_key(job: str) -> str:
     return f"jobs/{job}/final.mp4"
+
+
+# Step results (output bucket): what the task leaves for the state machine (see storyflow.keys).
+def step_result_key(job: str, step: str) -> str:
+    return f"jobs/{job}/steps/{step}/result.json"
+
+
+def step_error_key(job: str, step: str) -> str:
+    return f"jobs/{job}/steps/{step}/error.json"

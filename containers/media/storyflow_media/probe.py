@@ -7,10 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import av
-from av.codec.context import CodecContext
 from av.container import InputContainer
 from av.packet import Packet
 from av.stream import Discard, Disposition
+from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
 
 from storyflow_media.errors import NotAVideo
@@ -70,7 +70,7 @@ def _open(path: Path, options: dict[str, str] | None) -> InputContainer:
         raise NotAVideo(f"unrecognised format ({exc.strerror or exc})", path.name) from None
 
 
-def check_bitstream(decoder: CodecContext, packet: Packet, name: str) -> None:
+def check_bitstream(decoder: VideoCodecContext, packet: Packet[VideoStream], name: str) -> None:
     """NotAVideo unless the decoder parses this (first) packet: catches garbage behind a valid index.
 
     Only headers are parsed (skip_frame=ALL): decoding a 1080p keyframe would cost more than the

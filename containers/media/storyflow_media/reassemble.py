@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeAlias
 
 import av
 from av.audio.stream import AudioStream
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 AAC_BITRATE = 192_000
 _AAC_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
-_Timed = tuple[float, Packet]  # (decode time in seconds: the interleaving key, packet)
+_Packet: TypeAlias = "Packet[VideoStream] | Packet[AudioStream]"  # a string: Packet[...] fails at runtime
+_Timed = tuple[float, _Packet]  # (decode time in seconds: the interleaving key, packet)
 _Opened = tuple[int, InputContainer, VideoStream]
 _Open = tuple[InputContainer, VideoStream]
 
@@ -193,7 +195,8 @@ def _write(
         else:
             video_out = _x264_stream(out, first[2])
             video = _reencoded_video(_chain(first, each), starts, video_out, timeline)
-        audio_mode, audio = None, iter(())
+        audio_mode: str | None = None
+        audio: Iterator[_Timed] = iter(())
         if source is not None and audio_in is not None:
             audio_mode, audio = _audio(source, audio_in, out, timeline)
         for packet in _interleaved(video, audio):
@@ -219,7 +222,7 @@ def _write(
     )
 
 
-def _interleaved(video: Iterator[_Timed], audio: Iterator[_Timed]) -> Iterator[Packet]:
+def _interleaved(video: Iterator[_Timed], audio: Iterator[_Timed]) -> Iterator[_Packet]:
     """The packets of both in time order, video first on a tie: heapq.merge's order, at less cost."""
     pending = next(audio, None)
     for at, packet in video:
@@ -244,7 +247,9 @@ def _audio_samples(stream: AudioStream | None, *, copy_audio: bool) -> int | Non
     return math.ceil(stream.duration * stream.time_base * _aac_rate(stream.rate) / 1024) + 8
 
 
-def _open_each(segments: Sequence[Path], *, decode: bool, opened: Sequence[_Open] = ()) -> Iterator[_Opened]:
+def _open_each(
+    segments: Sequence[Path], *, decode: bool, opened: Sequence[_Open] = ()
+) -> Generator[_Opened, None, None]:
     """Each segment in turn, open only while its packets are read (the first ones already `opened`)."""
     for index, path in enumerate(segments):
         if index < len(opened):
@@ -327,7 +332,9 @@ def _x264_stream(out: OutputContainer, template: VideoStream) -> VideoStream:
     stream.width = template.width + template.width % 2
     stream.height = template.height + template.height % 2
     stream.pix_fmt = "yuv420p"
-    stream.codec_context.time_base = template.time_base
+    tb = template.time_base
+    assert tb is not None
+    stream.codec_context.time_base = tb
     stream.thread_type = "AUTO"
     return stream
 
@@ -362,7 +369,7 @@ def _reencoded_video(
         yield _timed(packet, seconds_per_tick)
 
 
-def _timed(packet: Packet, seconds_per_tick: float) -> _Timed:
+def _timed(packet: _Packet, seconds_per_tick: float) -> _Timed:
     ts = packet.dts if packet.dts is not None else packet.pts
     assert ts is not None
     return ts * seconds_per_tick, packet
@@ -409,8 +416,11 @@ def _copied_audio(
         dts = packet.dts
         if dts is not None:
             packet.dts = dts = dts - ticks
+        duration = packet.duration
+        if duration is None:
+            raise MediaError(f"an audio packet at {pts * tb}s has no duration")
         first = pts if first is None else min(first, pts)
-        end = max(end, pts + packet.duration)
+        end = max(end, pts + duration)
         packet.stream = out_stream
         yield (pts if dts is None else dts) * seconds_per_tick, packet
     if first is not None:
@@ -427,10 +437,12 @@ def _encoded_audio(
     first: int | None = None
     end = 0
 
-    def timed(packets: list[Packet]) -> Iterator[_Timed]:
+    def timed(packets: list[Packet[AudioStream]]) -> Iterator[_Timed]:
         nonlocal enc_tb, first, end
         for packet in packets:
             assert packet.pts is not None and packet.time_base is not None
+            if packet.duration is None:
+                raise MediaError(f"the AAC encoder gave a packet without a duration (pts {packet.pts})")
             enc_tb = packet.time_base
             first = packet.pts if first is None else min(first, packet.pts)
             end = max(end, packet.pts + packet.duration)

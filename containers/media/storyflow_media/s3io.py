@@ -29,6 +29,14 @@ def s3_client() -> Any:
     return boto3.client("s3", config=_CONFIG)
 
 
+def quick_s3_client() -> Any:
+    """For the last write after SIGTERM: short timeouts, one retry (ECS kills the task 30 s after)."""
+    return boto3.client(
+        "s3",
+        config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2}),
+    )
+
+
 def dynamodb_client() -> Any:
     return boto3.client("dynamodb", config=_CONFIG)
 

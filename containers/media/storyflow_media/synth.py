@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
 from av.video.frame import VideoFrame
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 SAMPLE_RATE = 48_000
 TONE_HZ = 440.0
@@ -80,8 +85,9 @@ def make_clip(
 
 
 def _pattern(width: int, height: int) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    return ((x * 3 + y * 2) % 256).astype(np.uint8)
+    y, x = np.mgrid[0:height, 0:width]  # numpy types mgrid[...] as Any
+    pattern: NDArray[np.uint8] = ((x * 3 + y * 2) % 256).astype(np.uint8)
+    return pattern
 
 
 def _grain(width: int, height: int, amplitude: int) -> np.ndarray | None:
@@ -107,10 +113,13 @@ class _Tone:
 
     def __init__(self, out: av.container.OutputContainer, codec: str, total: int) -> None:
         self.out, self.total, self.done = out, total, 0
-        self.stream = out.add_stream(codec, rate=SAMPLE_RATE, layout="stereo")
+        stream = out.add_stream(codec, rate=SAMPLE_RATE, layout="stereo")
+        if not isinstance(stream, AudioStream):
+            raise ValueError(f"{codec} is not an audio codec")
+        self.stream = stream
 
     def write_until(self, seconds: Fraction) -> None:
-        while self.done < min(self.total, seconds * SAMPLE_RATE):
+        while self.done < self.total and self.done < seconds * SAMPLE_RATE:
             n = min(1024, self.total - self.done)
             t = np.arange(self.done, self.done + n) / SAMPLE_RATE
             tone = (0.25 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)

@@ -6,25 +6,18 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
+
+from storyflow_serving import logs
+from storyflow_serving.errors import ServingError
+from storyflow_serving.http import DEFAULT_PORT, default_port
 
 from storyflow_stereo.engines import DEFAULT_ENGINE, ENGINE_NAMES, create_engine
-from storyflow_stereo.errors import StereoError
 from storyflow_stereo.params import BASELINE_MAX, LAYOUTS, StereoParams
 
 log = logging.getLogger("storyflow_stereo")
-
-DEFAULT_PORT = 8080
-
-
-def _default_port() -> int:
-    # SageMaker always uses 8080 for inference containers; SAGEMAKER_BIND_TO_PORT overrides when set.
-    return int(os.environ.get("SAGEMAKER_BIND_TO_PORT") or DEFAULT_PORT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default: 0.0.0.0)")
     serve.add_argument(
-        "--port", type=int, default=_default_port(), help=f"port to bind (default: {DEFAULT_PORT})"
+        "--port", type=int, default=default_port(), help=f"port to bind (default: {DEFAULT_PORT})"
     )
     serve.add_argument("--engine", choices=ENGINE_NAMES, help="engine (default: env ENGINE or depthwarp)")
     serve.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"), help="default: INFO")
@@ -85,42 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=str(args.log_level).upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(str(args.log_level))  # one JSON object per line on stderr
     try:
         if args.command == "serve":
             return serve(args.host, args.port, args.engine)
         return render(args)
-    except StereoError as exc:
+    except ServingError as exc:
         print(f"error: {exc.error}: {exc}", file=sys.stderr)
         return 2
 
 
 def serve(host: str, port: int, engine_name: str | None = None) -> int:
-    from storyflow_stereo.server import make_server
-    from storyflow_stereo.service import StereoService
+    """The SageMaker contract (``/ping``, ``/invocations``, SIGTERM drain) is the serving library's."""
+    from storyflow_serving.http import serve as serve_http
+    from storyflow_serving.service import Host
+
+    from storyflow_stereo.service import READY_WAIT_ENV, StereoService
 
     service = StereoService(create_engine(engine_name))
-    server = make_server(host, port, service)
-    bound_host, bound_port = server.server_address[:2]
-    log.info("storyflow-stereo serving engine %s on %s:%s", service.engine.name, bound_host, bound_port)
-    service.start_loading()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %s: shutting down", signum)
-        # shutdown() waits for serve_forever() to return, so it cannot run on this (the serving) thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-    return 0
+    return serve_http(
+        Host(service, ready_wait_env=READY_WAIT_ENV),
+        host,
+        port,
+        banner=f"storyflow-stereo serving engine {service.name} on {{host}}:{{port}}",
+    )
 
 
 def render(args: argparse.Namespace) -> int:

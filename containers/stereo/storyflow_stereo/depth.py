@@ -115,12 +115,12 @@ class DepthEstimator:
         k = max(3, (w // 16) | 1)
         gx = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
-        edges = cv2.blur(cv2.magnitude(gx, gy), (k, k))
+        edges: np.ndarray = cv2.blur(cv2.magnitude(gx, gy), (k, k))  # float32 (MatLike admits ints)
         edges *= 1.0 / (2.0 * float(edges.mean()) + 1e-3)
         np.clip(edges, 0.0, 1.0, out=edges)
         sat_b = cv2.blur(sat, (k, k))
         haze = cv2.blur(luma * (1.0 - sat), (k, k))
-        near = (
+        near: np.ndarray = (
             self.W_VERTICAL * self._vertical(h, w)
             + self.W_EDGES * edges
             + self.W_SATURATION * sat_b
@@ -130,7 +130,8 @@ class DepthEstimator:
         lo, hi = float(near.min()), float(near.max())
         span = max(hi - lo, self.MIN_SPAN)
         near = (near - 0.5 * (lo + hi)) * (1.0 / span) + 0.5
-        return np.clip(near, 0.0, 1.0).astype(np.float32, copy=False)
+        near = np.clip(near, 0.0, 1.0)  # (numpy types clip() of a float array with scalar bounds as Any)
+        return near.astype(np.float32, copy=False)
 
 
 def _chroma_saturation(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -229,7 +229,8 @@ def _yuv420p_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.nd
         frame = frame.reformat(format="yuv420p")
     planes = []
     for plane in frame.planes:
-        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        # memoryview: a zero-copy view that numpy's stubs accept (they predate the __buffer__ protocol)
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
         # A view while the plane has no padding (it keeps the frame's buffer alive); else a copy.
         planes.append(np.ascontiguousarray(rows[:, : plane.width]))
     return planes[0], planes[1], planes[2]

@@ -111,7 +111,7 @@ def backward_warp(src: np.ndarray, eye_disp: np.ndarray, shift: float) -> np.nda
 
 # OpenCV >= 4.10 can take maps relative to the output pixel: constant offsets then survive the low-res ->
 # full-res resize exactly, so a full-layout map is two cv2.resize calls and no full-size arithmetic.
-_RELATIVE = getattr(cv2, "WARP_RELATIVE_MAP", None)
+_RELATIVE: int | None = getattr(cv2, "WARP_RELATIVE_MAP", None)
 
 
 @dataclass
@@ -129,7 +129,10 @@ class _Geometry:
 
     @property
     def flags(self) -> int:
-        return cv2.INTER_LINEAR | (int(_RELATIVE) if self.relative else 0)
+        if not self.relative:
+            return cv2.INTER_LINEAR
+        assert _RELATIVE is not None  # SideBySideRenderer refuses relative maps without it
+        return cv2.INTER_LINEAR | _RELATIVE
 
 
 class SideBySideRenderer:

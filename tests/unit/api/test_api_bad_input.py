@@ -131,6 +131,38 @@ def test_malformed_or_unknown_bodies_are_400(
     assert_nothing_written()
 
 
+@pytest.mark.parametrize(
+    ("raw", "base64_encoded", "words"),
+    [
+        # An array of valid jobs: Powertools alone would take its first element and create a job.
+        (json.dumps([{**VIDEO}, {**VIDEO}]), False, ("JSON object", "array")),
+        ("[" * 5000 + "]" * 5000, False, ("nested deeper",)),
+        ('{"kind": "video", "a": ' + "[" * 100 + "]" * 100 + "}", False, ("nested deeper",)),
+        ('{"kind": "video", "a": ' + "[" * 100000 + "]" * 100000 + "}", False, ("nested deeper",)),
+        (base64.b64encode(b'{"kind": "video", "prompt": "caf\xe9"}').decode(), True, ("UTF-8", "0xe9")),
+        (base64.b64encode('{"kind": "video"}'.encode("utf-16")).decode(), True, ("UTF-8", "UTF-16")),
+        (base64.b64encode('{"kind": "video"}'.encode("utf-16-le")).decode(), True, ("UTF-8", "UTF-16")),
+        ("%%% not base64 %%%", True, ("base64",)),
+    ],
+)
+def test_bodies_whose_bytes_the_api_refuses_are_400_on_body(
+    call_api: Call,
+    state_machines: dict[str, str],
+    assert_nothing_written: Callable[[], None],
+    raw: str,
+    base64_encoded: bool,
+    words: tuple[str, ...],
+) -> None:
+    # Given a body that is an array, nested too deep, not UTF-8, or not decodable  When submitted
+    event = with_body(load_event("api_submit_video"), raw)
+    event["isBase64Encoded"] = base64_encoded
+    result = call_api(event)
+
+    # Then 400 naming the body (never a 500, never a job from part of it); nothing written
+    refused(result, 400, "body", *words)
+    assert_nothing_written()
+
+
 def test_empty_body_is_400(
     call_api: Call, state_machines: dict[str, str], assert_nothing_written: Callable[[], None]
 ) -> None:

@@ -12,9 +12,11 @@ import pytest
 import requests
 
 from storyflow import aws
+from storyflow.api import jobs
 from storyflow.jobstore import JobStore
 from storyflow.keys import JOB_ID_PATTERN, upload_key
 from storyflow.models import JobError, JobKind, JobStatus, VideoRequest
+from tests.support.jobs import set_progress_total
 from tests.unit.api.conftest import (
     ApiResult,
     executions,
@@ -135,7 +137,7 @@ def test_get_job_returns_the_item(call_api: Call, stack: dict[str, Any]) -> None
     store = JobStore(stack["JOBS_TABLE"])
     store.create(JobKind.STEREO, "stereo-20261123-0123456789ab", {"kind": "stereo"})
     store.transition("stereo-20261123-0123456789ab", JobStatus.RUNNING, stage="inferring")
-    store.set_progress_total("stereo-20261123-0123456789ab", 4)
+    set_progress_total("JobsTable", "stereo-20261123-0123456789ab", 4)
     store.add_progress("stereo-20261123-0123456789ab")
 
     # When it is fetched
@@ -297,7 +299,7 @@ def test_an_unexpected_error_is_a_json_500_without_internals(
     def broken(job_id: str, settings: Any) -> None:
         raise RuntimeError("secret table name and a stack trace")
 
-    monkeypatch.setattr(api_module.api, "get_job", broken)
+    monkeypatch.setattr(jobs, "get_job", broken)
 
     # When a job is fetched  Then 500 {"message", "field"} naming the request, not the internals
     result = call_api(with_job_id(load_event("api_get_job"), "video-20261123-0123456789ab"))

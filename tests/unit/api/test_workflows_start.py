@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from storyflow import aws, workflows
+from storyflow import aws, registry, workflows
 from storyflow.errors import BadRequest, WorkflowNotDeployed
 from storyflow.models import JobKind
 from storyflow.settings import Settings
@@ -18,7 +18,7 @@ JOB = "video-20261123-0123456789ab"
 
 def test_start_names_the_execution_by_the_job_id(state_machines: dict[str, str]) -> None:
     # Given a deployed video machine  When a job's workflow is started
-    arn, started = workflows.start(JobKind.VIDEO, JOB, {"job_id": JOB}, Settings.from_env())
+    arn, started = workflows.start(registry.get(JobKind.VIDEO), JOB, {"job_id": JOB}, Settings.from_env())
 
     # Then one execution named by the job id runs with the payload
     assert started is True
@@ -29,10 +29,12 @@ def test_start_names_the_execution_by_the_job_id(state_machines: dict[str, str])
 
 def test_a_duplicate_start_is_a_no_op_returning_the_same_execution(state_machines: dict[str, str]) -> None:
     # Given a job whose workflow was started
-    first, _ = workflows.start(JobKind.VIDEO, JOB, {"job_id": JOB}, Settings.from_env())
+    first, _ = workflows.start(registry.get(JobKind.VIDEO), JOB, {"job_id": JOB}, Settings.from_env())
 
     # When it is started again (a retried event, a second upload notification)
-    again, started = workflows.start(JobKind.VIDEO, JOB, {"job_id": JOB, "retry": True}, Settings.from_env())
+    again, started = workflows.start(
+        registry.get(JobKind.VIDEO), JOB, {"job_id": JOB, "retry": True}, Settings.from_env()
+    )
 
     # Then nothing new runs and the same execution is returned
     assert started is False
@@ -42,13 +44,13 @@ def test_a_duplicate_start_is_a_no_op_returning_the_same_execution(state_machine
 
 def test_a_kind_without_a_machine_is_not_deployed(stack: dict[str, Any]) -> None:
     with pytest.raises(WorkflowNotDeployed) as refused:
-        workflows.start(JobKind.TTS, JOB, {}, Settings.from_env())
+        workflows.start(registry.get(JobKind.TTS), JOB, {}, Settings.from_env())
     assert refused.value.field == "kind" and refused.value.status_code == 400
 
 
 def test_a_malformed_job_id_never_becomes_an_execution_name(state_machines: dict[str, str]) -> None:
     with pytest.raises(BadRequest):
-        workflows.start(JobKind.VIDEO, "../x", {}, Settings.from_env())
+        workflows.start(registry.get(JobKind.VIDEO), "../x", {}, Settings.from_env())
     assert executions() == []
 
 

@@ -17,7 +17,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_api import state_manager
 
 from storyflow import aws
-from storyflow.backend_tasks import BackendSettings
+from storyflow.backend import BackendSettings
 from tests.support.template import ROOT, load_template
 from tests.unit.conftest import REGION
 

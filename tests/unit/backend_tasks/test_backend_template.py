@@ -1,12 +1,12 @@
-"""template.yaml agrees with backend_tasks: the alarm watches exactly the metric the task manager emits,
+"""template.yaml agrees with storyflow.backend: the alarm watches exactly the metric the task manager emits,
 and every setting the functions read is in their environment."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from storyflow import backend_tasks
-from storyflow.backend_tasks import BackendSettings
+from storyflow.backend import models
+from storyflow.backend.models import BackendSettings
 from tests.support.template import load_template
 
 
@@ -25,10 +25,10 @@ def test_ping_alarm_watches_the_emitted_metric() -> None:
     """Given the template, Then TaskPingAlarm names the namespace, metric and Powertools `service` dimension
     that put_ping_metric emits, and missing pings count as breaching."""
     alarm = resource("TaskPingAlarm")
-    assert alarm["Namespace"] == backend_tasks.METRICS_NAMESPACE
-    assert alarm["MetricName"] == backend_tasks.PING_METRIC
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": backend_tasks.PING_SERVICE}]
-    assert environment("TaskManagerFunction")["POWERTOOLS_SERVICE_NAME"] == backend_tasks.PING_SERVICE
+    assert alarm["Namespace"] == models.METRICS_NAMESPACE
+    assert alarm["MetricName"] == models.PING_METRIC
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": models.PING_SERVICE}]
+    assert environment("TaskManagerFunction")["POWERTOOLS_SERVICE_NAME"] == models.PING_SERVICE
     assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
         "Sum",
         1,
@@ -59,9 +59,9 @@ def test_task_definition_matches_the_code_and_the_stopped_rule() -> None:
     STOPPED rule matches the task definition's family on the stack's cluster."""
     definition = resource("BackendTaskDefinition")
     (container,) = definition["ContainerDefinitions"]
-    assert container["Name"] == backend_tasks.CONTAINER_NAME
+    assert container["Name"] == models.CONTAINER_NAME
     assert container["EntryPoint"] == ["storyflow-backend"]
-    assert container["PortMappings"][0]["ContainerPort"] == backend_tasks.BACKEND_PORT
+    assert container["PortMappings"][0]["ContainerPort"] == models.BACKEND_PORT
     assert container["Memory"]
     assert (definition["NetworkMode"], definition["RequiresCompatibilities"]) == ("awsvpc", ["FARGATE"])
     pattern = resource("TaskMonitorFunction")["Events"]["TaskStopped"]["Properties"]["Pattern"]

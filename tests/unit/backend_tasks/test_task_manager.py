@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from storyflow import backend_tasks
-from storyflow.backend_tasks import STARTING_MESSAGE, TaskStateStore, TaskStatus
+from storyflow.backend.models import BackendStatus, TaskStatus
+from storyflow.backend.start import CLAIM_TIMEOUT_SECONDS, STARTING_MESSAGE, BackendStopping, ensure_running
+from storyflow.backend.store import TaskStateStore
 from tests.unit.backend_tasks.conftest import (
     GRACE,
     LIFETIME,
@@ -26,8 +27,12 @@ task_manager = load_handler("task_manager")
 NOW = 1_800_000_000.0
 
 
-def call(event_name: str) -> tuple[int, dict[str, Any], dict[str, str]]:
-    response = task_manager.handler(load_event(event_name), LambdaContext(function_name="task-manager"))
+def call(event_name: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    event = load_event(event_name)
+    if query is not None:
+        event["queryStringParameters"] = query
+        event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()}
+    response = task_manager.handler(event, LambdaContext(function_name="task-manager"))
     headers = {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
     headers.update(response.get("headers") or {})
     return response["statusCode"], json.loads(response["body"]), headers
@@ -75,11 +80,11 @@ def test_start_when_none_runs_starts_one_task(backend: Backend, capsys: pytest.C
 def test_second_call_extends_the_running_task(backend: Backend) -> None:
     """Given a started backend that got its public address, When pinged later, Then it answers `running`
     with the same task, the address, and expires_at moved to the ping time + lifetime."""
-    first = backend_tasks.ensure_running(backend.settings, NOW)
+    first = ensure_running(backend.settings, NOW)
     assert first.task_arn is not None
     address = backend.give_public_ip(first.task_arn)
 
-    second = backend_tasks.ensure_running(backend.settings, NOW + 600, action="ping")
+    second = ensure_running(backend.settings, NOW + 600, action="ping")
 
     assert second.status == "running"
     assert second.task_arn == first.task_arn
@@ -105,9 +110,9 @@ def test_ten_concurrent_starts_run_exactly_one_task(backend: Backend) -> None:
     """Given no backend, When ten /start calls race, Then RunTask happens once and all name the same task."""
     barrier = threading.Barrier(10)
 
-    def start(i: int) -> backend_tasks.BackendStatus:
+    def start(i: int) -> BackendStatus:
         barrier.wait()  # all ten read the empty item, then race for the claim
-        return backend_tasks.ensure_running(backend.settings, NOW + i / 10)
+        return ensure_running(backend.settings, NOW + i / 10)
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(start, range(10)))
@@ -125,11 +130,11 @@ def test_ten_concurrent_starts_run_exactly_one_task(backend: Backend) -> None:
 def test_recorded_task_stopped_starts_a_new_one(backend: Backend) -> None:
     """Given the recorded task was stopped from outside (no event seen yet), When /start, Then a new task
     is started and recorded, and the old one's reason is kept until then."""
-    first = backend_tasks.ensure_running(backend.settings, NOW)
+    first = ensure_running(backend.settings, NOW)
     assert first.task_arn is not None
     backend.ecs.stop_task(cluster=backend.settings.cluster_arn, task=first.task_arn, reason="killed by hand")
 
-    again = backend_tasks.ensure_running(backend.settings, NOW + 60)
+    again = ensure_running(backend.settings, NOW + 60)
 
     assert again.status == "started"
     assert again.task_arn not in (None, first.task_arn)
@@ -153,24 +158,35 @@ def test_unknown_action_is_a_400_naming_the_allowed_values(
     assert not [m for m in metrics_from(capsys.readouterr().out) if "TaskPing" in m]
 
 
+def test_a_query_that_fails_validation_gets_the_jobs_apis_400_not_a_422(backend: Backend) -> None:
+    """Given any state, When GET /start with an action longer than any action, Then the request validator's
+    refusal has the jobs API's shape (400 `{message, field}`), and nothing is started."""
+    status, body, _ = call("task_start.json", query={"action": "x" * 33})
+
+    assert status == 400
+    assert body["field"] == "action" and "action" in body["message"]
+    assert set(body) == {"message", "field"}
+    assert backend.tasks() == []
+
+
 def test_stopping_task_answers_503_until_it_has_stopped(backend: Backend) -> None:
     """Given the monitor is stopping an idle backend (it is still saving its DB), When /start, Then 503 with
     Retry-After; once ECS reports it stopped, /start starts a fresh task."""
-    first = backend_tasks.ensure_running(backend.settings, NOW)
+    first = ensure_running(backend.settings, NOW)
     assert first.task_arn is not None
     state = store(backend).get()
     assert state is not None
     later = first.expires_at + GRACE + 1
     assert store(backend).mark_stopping(state, later, GRACE, "idle") is not None
 
-    with pytest.raises(backend_tasks.BackendStopping):
-        backend_tasks.ensure_running(backend.settings, later)
+    with pytest.raises(BackendStopping):
+        ensure_running(backend.settings, later)
     status, body, headers = call("task_start.json")
     assert (status, headers.get("Retry-After")) == (503, "5")
     assert "stopping" in body["message"]
 
     backend.ecs.stop_task(cluster=backend.settings.cluster_arn, task=first.task_arn, reason="idle")
-    fresh = backend_tasks.ensure_running(backend.settings, later + 30)
+    fresh = ensure_running(backend.settings, later + 30)
     assert fresh.status == "started" and fresh.task_arn != first.task_arn
 
 
@@ -180,11 +196,11 @@ def test_abandoned_claim_is_taken_over(backend: Backend) -> None:
     stale = store(backend).claim(None, NOW, LIFETIME)
     assert stale is not None
 
-    recent = backend_tasks.ensure_running(backend.settings, NOW + 10)
+    recent = ensure_running(backend.settings, NOW + 10)
     assert (recent.status, recent.task_arn, recent.message) == ("running", None, STARTING_MESSAGE)
     assert backend.run_task_calls == []
 
-    taken = backend_tasks.ensure_running(backend.settings, NOW + backend_tasks.CLAIM_TIMEOUT_SECONDS + 10)
+    taken = ensure_running(backend.settings, NOW + CLAIM_TIMEOUT_SECONDS + 10)
     assert taken.status == "started" and taken.task_arn is not None
     assert len(backend.tasks()) == 1
 

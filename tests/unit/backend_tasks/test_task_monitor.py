@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from storyflow import backend_tasks
-from storyflow.backend_tasks import BackendSettings, TaskState, TaskStateStore, TaskStatus
+from storyflow.backend.idle_stop import on_alarm
+from storyflow.backend.models import BackendSettings, TaskState, TaskStatus
+from storyflow.backend.start import ensure_running
+from storyflow.backend.store import TaskStateStore
 from tests.unit.backend_tasks.conftest import (
     ALARM_NAME,
     GRACE,
@@ -50,7 +52,7 @@ def stopped_event(task_arn: str, cluster_arn: str, reason: str = "Essential cont
 
 
 def started(backend: Backend, at: float, settings: BackendSettings | None = None) -> TaskState:
-    answer = backend_tasks.ensure_running(settings or backend.settings, at)
+    answer = ensure_running(settings or backend.settings, at)
     assert answer.status == "started" and answer.task_arn
     state = TaskStateStore(backend.settings.task_state_table).get()
     assert state is not None
@@ -79,9 +81,7 @@ def test_alarm_before_expiry_stops_nothing_and_rearms(backend: Backend) -> None:
     state = started(backend, NOW)
     moto_client("cloudwatch").set_alarm_state(AlarmName=ALARM_NAME, StateValue="ALARM", StateReason="test")
 
-    outcome = backend_tasks.on_alarm(
-        backend.settings, alarm_event()["Records"][0]["Sns"]["Message"], state.expires_at - 1
-    )
+    outcome = on_alarm(backend.settings, alarm_event()["Records"][0]["Sns"]["Message"], state.expires_at - 1)
 
     assert outcome.action == "kept"
     assert ecs_status(backend, state.task_arn) == "RUNNING"
@@ -95,9 +95,7 @@ def test_alarm_past_expiry_within_startup_grace_stops_nothing(backend: Backend) 
     short = backend.settings.model_copy(update={"lifetime_seconds": 60})
     state = started(backend, NOW, short)
 
-    outcome = backend_tasks.on_alarm(
-        backend.settings, alarm_event()["Records"][0]["Sns"]["Message"], NOW + 120
-    )
+    outcome = on_alarm(backend.settings, alarm_event()["Records"][0]["Sns"]["Message"], NOW + 120)
 
     assert (outcome.action, state.expires_at < NOW + 120 < NOW + GRACE) == ("kept", True)
     assert "grace" in outcome.reason
@@ -128,7 +126,7 @@ def test_alarm_past_expiry_and_grace_stops_the_task(backend: Backend) -> None:
     stopped = state_of(backend)
     assert (stopped.status, stopped.stopped_reason) == (TaskStatus.STOPPED, outcome["reason"])
 
-    fresh = backend_tasks.ensure_running(backend.settings, time.time())
+    fresh = ensure_running(backend.settings, time.time())
     assert fresh.status == "started" and fresh.task_arn != state.task_arn
 
 
@@ -139,7 +137,7 @@ def test_start_that_extends_first_wins_over_the_stop(backend: Backend) -> None:
     later = state.expires_at + 1
     read_by_monitor = state_of(backend)
 
-    backend_tasks.ensure_running(backend.settings, later, action="ping")
+    ensure_running(backend.settings, later, action="ping")
 
     store = TaskStateStore(backend.settings.task_state_table)
     assert store.mark_stopping(read_by_monitor, later, GRACE, "idle") is None
@@ -164,7 +162,7 @@ def test_other_alarm_states_and_names_are_ignored(backend: Backend, new_state: s
     state = started(backend, NOW)
     message = alarm_event(new_state, name)["Records"][0]["Sns"]["Message"]
 
-    outcome = backend_tasks.on_alarm(backend.settings, message, NOW + 10 * LIFETIME)
+    outcome = on_alarm(backend.settings, message, NOW + 10 * LIFETIME)
 
     assert outcome.action == "ignored"
     assert ecs_status(backend, state.task_arn) == "RUNNING"
@@ -183,7 +181,7 @@ def test_ecs_stopped_event_of_the_recorded_task_marks_it_stopped(backend: Backen
     assert stopped.status == TaskStatus.STOPPED
     assert stopped.stopped_reason == "task stopped: OutOfMemory"
     assert stopped.version == state.version + 1
-    fresh = backend_tasks.ensure_running(backend.settings, NOW + 60)
+    fresh = ensure_running(backend.settings, NOW + 60)
     assert fresh.status == "started" and fresh.task_arn != state.task_arn
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from storyflow.local import LocalCloud
+from storyflow_local import LocalCloud
 from tests.unit.local.support import fixture_config
 
 

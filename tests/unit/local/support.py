@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from storyflow.local import LocalCloudConfig
+from storyflow_local import LocalCloudConfig
 
 FIXTURE_APP = Path(__file__).resolve().parents[2] / "integration" / "fixtures" / "app"
 

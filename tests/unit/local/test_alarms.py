@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from storyflow.local import LocalCloud
-from storyflow.local.alarms import decide, statistic
+from storyflow_local import LocalCloud
+from storyflow_local.alarms import decide, statistic
 from tests.unit.local.support import recorded, wait_for
 
 

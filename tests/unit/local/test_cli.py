@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from storyflow.local.cli import parse_parameters
+from storyflow_local.cli import parse_parameters
 from tests.unit.local.support import FIXTURE_APP, wait_for
 
 
@@ -29,7 +29,7 @@ def test_up_runs_until_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "storyflow.local.cli",
+            "storyflow_local.cli",
             "up",
             "--template",
             str(FIXTURE_APP / "template.yaml"),

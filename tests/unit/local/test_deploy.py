@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from storyflow.local import LocalCloud
-from storyflow.local.cfn_gaps import bucket_notification_config, state_machine_definition
-from storyflow.local.cfn_yaml import loads
-from storyflow.local.package import Packager, zip_directory
+from storyflow_local import LocalCloud
+from storyflow_local.cfn_gaps import bucket_notification_config, state_machine_definition
+from storyflow_local.cfn_yaml import loads
+from storyflow_local.package import Packager, zip_directory
 from tests.unit.local.support import FIXTURE_APP
 
 

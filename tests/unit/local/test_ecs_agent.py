@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
-from storyflow.local import LocalCloud
-from storyflow.local.ecs_agent import plan_containers
+import pytest
+
+from storyflow_local import LocalCloud
+from storyflow_local.ecs_agent import plan_containers
 from tests.unit.local.support import recorded, run_execution, wait_for
 
 
@@ -21,20 +24,28 @@ def test_a_sync_task_exiting_0_succeeds_with_the_overrides(app_cloud: LocalCloud
     assert json.loads(result["output"]) == {"exit": 0, "reason": "Essential container in task exited"}
 
 
-def test_a_sync_task_exiting_3_fails_the_state_with_the_reason(app_cloud: LocalCloud) -> None:
+def test_a_sync_task_exiting_3_fails_the_state_like_aws_without_its_stderr(
+    app_cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+) -> None:
     # When the worker writes a one-line reason on stderr and exits 3
-    result = run_execution(
-        app_cloud,
-        app_cloud.outputs["EcsStateMachineArn"],
-        {"command": ["--exit", "3", "--stderr", "error: NotAVideo: not a video"], "job_id": "j"},
-    )
+    with caplog.at_level(logging.INFO, logger="storyflow_local.ecs"):
+        result = run_execution(
+            app_cloud,
+            app_cloud.outputs["EcsStateMachineArn"],
+            {"command": ["--exit", "3", "--stderr", "error: NotAVideo: not a video"], "job_id": "j"},
+        )
     # Then the state failed with States.TaskFailed and the task description (exit code, reason) as Cause
     output = json.loads(result["output"])
     assert output["failure"]["Error"] == "States.TaskFailed"
     cause = json.loads(output["failure"]["Cause"])
     assert cause["Containers"][0]["ExitCode"] == 3
-    assert cause["StoppedReason"] == "Essential container in task exited: error: NotAVideo: not a video"
     assert cause["LastStatus"] == "STOPPED"
+    # And, as on AWS, the reason is ECS's own: the container's stderr is in neither the task's
+    # stoppedReason nor the container's reason (a workflow reads the container's error.json instead)
+    assert cause["StoppedReason"] == "Essential container in task exited"
+    assert not cause["Containers"][0].get("Reason")
+    # But the local log keeps it
+    assert any("last stderr: error: NotAVideo: not a video" in r.getMessage() for r in caplog.records)
 
 
 def test_run_task_and_stop_task_through_the_api(app_cloud: LocalCloud) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from storyflow.local import LocalCloud
-from storyflow.local.events_adapter import rate_seconds, target_payload
+from storyflow_local import LocalCloud
+from storyflow_local.events_adapter import rate_seconds, target_payload
 from tests.unit.local.support import recorded, wait_for
 
 

@@ -6,10 +6,11 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
-from storyflow.local import LocalCloud
-from storyflow.local.http_shim import Route, find_route
+from storyflow_local import LocalCloud
+from storyflow_local.http_shim import Route, find_route
 
 
 def _call(
@@ -50,6 +51,19 @@ def test_greedy_proxy_post_body_and_claims(app_cloud: LocalCloud) -> None:
     assert event["claims"] == {"sub": "u1"}
     status, _, body = _call(f"{app_cloud.api_url}/items", "POST", b'{"k": 1}')
     assert status == 201 and json.loads(body)["body"] == '{"k": 1}'
+
+
+def test_a_chunked_body_reaches_the_function_whole(app_cloud: LocalCloud) -> None:
+    # Given a client that streams its body with chunked transfer encoding (no Content-Length)
+    def chunks() -> Iterator[bytes]:
+        yield b'{"k": '
+        yield b'"chunked", "n": 2}'
+
+    request = urllib.request.Request(f"{app_cloud.api_url}/items", data=chunks(), method="POST")
+    # When it is sent  Then the function got the reassembled body, as behind API Gateway
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        assert json.loads(json.loads(response.read())["body"]) == {"k": "chunked", "n": 2}
 
 
 def test_errors_like_api_gateway(app_cloud: LocalCloud) -> None:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from storyflow.local import LocalCloud
+from storyflow_local import LocalCloud
 from tests.unit.local.support import recorded, wait_for
 
 
@@ -78,7 +78,7 @@ def test_what_a_handler_prints_goes_to_the_local_log_not_the_terminal(
     app_cloud: LocalCloud, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # When a handler prints a log line (its stdout: CloudWatch Logs in AWS) and an EMF metric
-    caplog.set_level(logging.INFO, logger="storyflow.local.function")
+    caplog.set_level(logging.INFO, logger="storyflow_local.function")
     lambda_ = app_cloud.client("lambda")
     lambda_.invoke(
         FunctionName=app_cloud.outputs["EchoFunctionName"], Payload=json.dumps({"say": "hello log"})
@@ -86,7 +86,7 @@ def test_what_a_handler_prints_goes_to_the_local_log_not_the_terminal(
     lambda_.invoke(FunctionName=app_cloud.outputs["EchoFunctionName"], Payload=json.dumps({"emf": True}))
 
     # Then the line is in the local log under the function's name, and neither reached the terminal
-    lines = [r.getMessage() for r in caplog.records if r.name == "storyflow.local.function"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "storyflow_local.function"]
     assert any(line.endswith(": hello log") and "Echo" in line for line in lines), lines
     assert not any('"_aws"' in line for line in lines)  # EMF became a metric, not a log line
     printed = capsys.readouterr().out

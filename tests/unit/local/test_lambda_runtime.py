@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from storyflow.local import environ
-from storyflow.local.lambda_runtime import FunctionSpec, LambdaRuntime
+from storyflow_local import environ
+from storyflow_local.lambda_runtime import FunctionSpec, LambdaRuntime
 
 
 @pytest.fixture

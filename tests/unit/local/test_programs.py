@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from storyflow.local.programs import image_entrypoint, image_repository, resolve_argv
+from storyflow_local.programs import image_entrypoint, image_repository, resolve_argv
 
 
 def test_image_repository_names() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from storyflow.local import LocalCloud
+from storyflow_local import LocalCloud
 from tests.unit.local.support import run_execution, wait_for
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storyflow.local import LocalCloud
+from storyflow_local import LocalCloud
 from tests.unit.local.support import recorded, wait_for
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from storyflow.local import LocalCloud
-from storyflow.local.sqs_poller import failed_ids
+from storyflow_local import LocalCloud
+from storyflow_local.sqs_poller import failed_ids
 from tests.unit.local.support import wait_for
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from storyflow.local import LocalCloud
+from storyflow_local import LocalCloud
 from tests.unit.local.support import run_execution, wait_for
 
 
@@ -135,7 +135,7 @@ def test_a_failed_item_fails_the_distributed_map_like_aws(app_cloud: LocalCloud)
 
 
 def test_tolerated_failure_rules() -> None:
-    from storyflow.local.stepfunctions import exceeds_tolerance
+    from storyflow_local.stepfunctions import exceeds_tolerance
 
     assert not exceeds_tolerance(0, 10, 0, 0.0)
     assert exceeds_tolerance(1, 10, 0, 0.0)
@@ -147,7 +147,7 @@ def test_tolerated_failure_rules() -> None:
 
 
 def test_definite_jsonpaths_give_one_value() -> None:
-    from storyflow.local.stepfunctions import extract_json
+    from storyflow_local.stepfunctions import extract_json
 
     data = {"Containers": [{"ExitCode": 3}], "a": [1, 2]}
     assert extract_json("$.Containers[0].ExitCode", data) == 3

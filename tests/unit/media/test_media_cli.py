@@ -79,6 +79,7 @@ def test_chunk_then_reassemble_through_s3(
             "index": i,
             "bucket": inb,
             "key": f"segments/{JOB}/{i:05d}.mp4",
+            "output_key": f"jobs/{JOB}/segments/{i:05d}.mp4",
             "start": 2.0 * i,
             "duration": 2.0,
             "frames": 48,

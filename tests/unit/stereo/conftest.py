@@ -10,10 +10,11 @@ import pytest
 
 # The container package is installed with the project (pyproject packages.find); fall back to the source
 # tree when the editable install predates it.
-if importlib.util.find_spec("storyflow_stereo") is None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / "stereo"))
+for _package, _folder in (("storyflow_stereo", "stereo"), ("storyflow_serving", "serving")):
+    if importlib.util.find_spec(_package) is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "containers" / _folder))
 
-from storyflow_stereo.video import write_test_clip
+from storyflow_stereo.video import write_test_clip  # noqa: E402
 
 
 @pytest.fixture(scope="session")

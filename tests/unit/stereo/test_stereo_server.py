@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from storyflow_serving.http import ServingHTTPServer, make_server
 from storyflow_stereo.cli import build_parser
 from storyflow_stereo.engines.depthwarp import DepthWarpEngine
-from storyflow_stereo.server import StereoHTTPServer, make_server
 from storyflow_stereo.service import StereoService
 from storyflow_stereo.video import probe
 
@@ -83,8 +83,10 @@ def uploaded_clip(s3: Any, small_clip: Path) -> str:
     return f"s3://{BUCKET}/{key}"
 
 
-def start(service: StereoService) -> tuple[StereoHTTPServer, str]:
+def start(service: StereoService) -> tuple[ServingHTTPServer, str]:
+    """The serving library's server hosting ``service``, loading it in the background."""
     server = make_server("127.0.0.1", 0, service)
+    server.start_loading()
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     host, port = server.server_address[:2]
     return server, f"http://{host}:{port}"
@@ -103,7 +105,6 @@ def wait_for(predicate: Any, timeout: float = 20.0) -> bool:
 def api(s3_endpoint: str) -> Iterator[str]:
     """A loaded depthwarp server for the invocation tests."""
     service = StereoService(DepthWarpEngine(preset="ultrafast"))
-    service.start_loading()
     server, url = start(service)
     assert wait_for(lambda: service.ready)
     yield url
@@ -120,7 +121,6 @@ def test_ping_is_503_until_the_engine_is_loaded() -> None:
     # Given a server whose engine is still loading
     engine = GatedDepthWarpEngine()
     service = StereoService(engine)
-    service.start_loading()
     server, url = start(service)
     try:
         # When pinged, Then 503 "loading"
@@ -233,7 +233,6 @@ def test_engine_failure_is_a_500_with_its_class_name(s3_endpoint: str, uploaded_
             raise RuntimeError("CUDA out of memory (simulated)")
 
     service = StereoService(Broken())
-    service.start_loading()
     server, url = start(service)
     try:
         r = invoke(url, {"input_uri": uploaded_clip, "output_uri": f"s3://{BUCKET}/x.mp4"})
@@ -250,8 +249,8 @@ def test_failed_load_keeps_ping_503_and_explains(tmp_path: Path, monkeypatch: py
     from storyflow_stereo.engines.stereocrafter import StereoCrafterEngine
 
     service = StereoService(StereoCrafterEngine(model_dir=tmp_path, code_dir=str(tmp_path)))
-    service.start_loading().join(timeout=30)
     server, url = start(service)
+    server.start_loading().join(timeout=30)
     try:
         r = requests.get(f"{url}/ping", timeout=5)
         assert r.status_code == 503
@@ -284,7 +283,9 @@ def test_cli_serve_runs_and_stops_on_sigterm(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "ENGINE": "depthwarp",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[3] / "containers" / "stereo"),
+        "PYTHONPATH": os.pathsep.join(
+            str(Path(__file__).resolve().parents[3] / "containers" / name) for name in ("stereo", "serving")
+        ),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "storyflow_stereo", "serve", "--host", "127.0.0.1", "--port", "0"],

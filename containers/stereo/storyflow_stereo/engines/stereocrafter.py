@@ -315,7 +315,7 @@ class StereoCrafterEngine(Engine):
         for i in range(t):
             inpainted = cv2.resize(_rgb(filled[i]), (width, height), interpolation=cv2.INTER_CUBIC)
             # Keep the sharp warped pixels; blend the generated ones in over a feathered hole mask.
-            mask = cv2.dilate(holes[i].view(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
-            mask = cv2.GaussianBlur(mask, (0, 0), 2.0)[..., None]
+            hole = cv2.dilate(holes[i].view(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+            mask: np.ndarray = cv2.GaussianBlur(hole, (0, 0), 2.0)[..., None]
             out[i] = (warped[i] * (1.0 - mask) + inpainted * mask).astype(np.uint8)
         return out

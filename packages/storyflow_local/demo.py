@@ -1,0 +1,236 @@
+"""`storyflow local demo`: bring up the local cloud and run every workflow end to end on generated media."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from storyflow import registry
+from storyflow.models import JobKind
+from storyflow_cli.client import ApiClient, Target, follow, save_outputs, upload
+
+console = Console()
+
+# Function logs go to OUT/local-cloud.log (the terminal shows progress); the CPU engines are the local
+# cloud's defaults.
+DEMO_PARAMETERS = {"MapMaxConcurrency": "4"}
+
+
+@dataclass
+class DemoResult:
+    workflow: str
+    job_id: str | None
+    status: str
+    seconds: float
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+
+def stereo_input(out: Path, source: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """A stereo job: the given clip, or a generated 20 s 720p clip with audio."""
+    from storyflow_local.samples import make_clip
+
+    if source is None:
+        source = out / "stereo" / "source.mp4"
+        source.parent.mkdir(parents=True, exist_ok=True)
+        console.print("[dim]generating a 20 s 1280x720 sample clip with audio...[/]")
+        make_clip(source, seconds=20)
+    return {"kind": JobKind.STEREO.value, "layout": "full"}, source
+
+
+# The demo's input per kind: (request body, file to upload when the kind takes one). A kind of the registry
+# joins the demo by adding its input here.
+DEMO_INPUTS: dict[JobKind, Callable[[Path, Path | None], tuple[dict[str, Any], Path | None]]] = {
+    JobKind.STEREO: stereo_input,
+}
+
+
+def run_job(kind: JobKind, api: ApiClient, out: Path, source: Path | None) -> DemoResult:
+    """Submit the kind's demo job through the API (uploading its file if the registry says it takes one),
+    follow it to the end, and download its outputs."""
+    workflow = registry.get(kind)
+    began = time.monotonic()
+    body, file = DEMO_INPUTS[kind](out, source)
+    accepted = api.call("POST", "/jobs", body=body)
+    job_id = accepted["job_id"]
+    if workflow.upload is not None:
+        if file is None:
+            raise ValueError(f"the {kind.value} demo needs a file to upload")
+        console.print(
+            f"{kind.value} job [bold]{job_id}[/]: uploading {file.name} ({file.stat().st_size >> 10} KiB)"
+        )
+        upload(accepted["upload"], file, console)
+    else:
+        console.print(f"{kind.value} job [bold]{job_id}[/] submitted")
+    job = follow(api, job_id, console, interval=0.5, timeout=900)
+    saved = save_outputs(api, job_id, out / kind.value, console) if job["status"] == "completed" else []
+    outputs = {path.name: str(path) for path in saved}
+    return DemoResult(kind.value, job_id, job["status"], time.monotonic() - began, outputs, job.get("error"))
+
+
+def _backend_port_taken(port: int) -> str | None:
+    """Why the on-demand backend's port cannot be bound here (the local ECS agent runs it on this host)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError as error:
+            return str(error)
+    return None
+
+
+def _poll(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout:g}s")
+        time.sleep(every)
+
+
+def run_backend(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
+    """The on-demand backend: GET /start, /health/, a row written, a ping, then a stop that saves the DB."""
+    from storyflow import aws
+    from storyflow.backend.models import BACKEND_PORT
+
+    began = time.monotonic()
+    folder = out / "backend"
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = _backend_port_taken(BACKEND_PORT)
+    if taken is not None:
+        cause = f"port {BACKEND_PORT} (the backend task's PORT) is in use on this machine: {taken}"
+        return DemoResult("backend", None, "failed", 0.0, error={"error": "PortInUse", "cause": cause})
+    outputs = api.target.outputs
+    ecs, s3, cluster = aws.client("ecs"), aws.client("s3"), outputs["ClusterArn"]
+    bucket = outputs["BackendDbBucketName"]
+    answers: dict[str, Any] = {}
+    task_arn: str | None = None
+    try:
+        answers["start"] = api.call("GET", "/start")
+        task_arn = answers["start"]["task_arn"]
+        console.print(f"backend [bold]{answers['start']['status']}[/]: task {task_arn}")
+
+        def address() -> str | None:
+            answer = api.call("GET", "/start", params={"action": "ping"})
+            return str(answer["public_ip"]) if answer.get("public_ip") else None
+
+        base = f"http://{_poll('a public IP for the task', address, 20)}:{BACKEND_PORT}"
+
+        def health() -> Any:
+            try:
+                response = requests.get(base + "/health/", timeout=2)
+            except requests.ConnectionError:
+                return None
+            return response.json() if response.status_code == 200 else None
+
+        answers["health"] = _poll(f"{base}/health/", health, 20, every=0.1)
+        console.print(f"backend serving at {base}: /health/ → {answers['health']}")
+        row = {"name": "demo row", "data": {"written_at": time.time()}}
+        created = requests.post(base + "/items/", json=row, timeout=5)
+        created.raise_for_status()
+        answers["created"] = created.json()
+        answers["items"] = requests.get(base + "/items/", timeout=5).json()
+        answers["ping"] = api.call("GET", "/start", params={"action": "ping"})
+        console.print(f"ping → {answers['ping']['status']}: {answers['ping']['message']}")
+
+        versions_before = len(s3.list_object_versions(Bucket=bucket).get("Versions", []))
+        ecs.stop_task(cluster=cluster, task=task_arn, reason="storyflow demo: done")
+
+        def stopped() -> Any:
+            tasks = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"]
+            return next((t for t in tasks if t["lastStatus"] == "STOPPED"), None)
+
+        task = _poll("the task to stop (final DB snapshot)", stopped, 40)
+        answers["stopped"] = {"lastStatus": task["lastStatus"], "stoppedReason": task.get("stoppedReason")}
+        versions = s3.list_object_versions(Bucket=bucket).get("Versions", [])
+        if len(versions) <= versions_before:
+            raise RuntimeError(f"the stopped backend saved no new DB version in s3://{bucket}")
+        newest = next(v for v in versions if v["IsLatest"])
+        console.print(f"backend stopped; DB saved as version {newest['VersionId']} ({newest['Size']} bytes)")
+        (folder / "answers.json").write_text(json.dumps(answers, indent=2, default=str))
+        return DemoResult(
+            "backend",
+            task_arn,
+            "completed",
+            time.monotonic() - began,
+            outputs={
+                "db_versions": str(len(versions)),
+                "db_snapshot": f"s3://{bucket}/{newest['Key']}?versionId={newest['VersionId']}",
+                "answers": str(folder / "answers.json"),
+            },
+        )
+    except Exception as error:
+        (folder / "answers.json").write_text(json.dumps(answers, indent=2, default=str))
+        return DemoResult(
+            "backend",
+            task_arn,
+            "failed",
+            time.monotonic() - began,
+            error={"error": type(error).__name__, "cause": str(error)},
+        )
+    finally:
+        if task_arn is not None:  # never leave it running (and holding the port)
+            try:
+                ecs.stop_task(cluster=cluster, task=task_arn, reason="storyflow demo: cleanup")
+            except Exception as error:
+                console.print(f"[dim]could not stop {task_arn}: {error}[/]")
+
+
+WORKFLOWS: dict[str, Callable[[ApiClient, Path, Path | None], DemoResult]] = {
+    **{kind.value: partial(run_job, kind) for kind in DEMO_INPUTS},
+    "backend": run_backend,
+}
+
+
+def run(out: Path, source: Path | None = None, workflows: list[str] | None = None) -> int:
+    """Run the demo; returns the process exit code (non-zero if any job failed)."""
+    from storyflow_local.cloud import LocalCloud
+    from storyflow_local.config import LocalCloudConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    results: list[DemoResult] = []
+    with console.status("starting the local cloud and deploying template.yaml..."):
+        cloud = LocalCloud(LocalCloudConfig(parameters=dict(DEMO_PARAMETERS))).start()
+    try:
+        console.print(f"local cloud ready in {cloud.ready_seconds:.1f}s: API {cloud.api_url}")
+        api = ApiClient(Target(cloud.api_url, cloud.region, cloud.outputs))
+        for name in workflows or list(WORKFLOWS):
+            try:
+                results.append(WORKFLOWS[name](api, out, source))
+            except Exception as error:  # one workflow's crash must not hide the others' results
+                console.print_exception()
+                results.append(
+                    DemoResult(
+                        name, None, "error", 0.0, error={"error": type(error).__name__, "cause": str(error)}
+                    )
+                )
+    finally:
+        cloud.stop()
+    (out / "summary.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    table = Table(title="storyflow demo")
+    for column in ("workflow", "job", "status", "seconds", "outputs"):
+        table.add_column(column)
+    for r in results:
+        style = "green" if r.status == "completed" else "red"
+        table.add_row(
+            r.workflow,
+            r.job_id or "-",
+            f"[{style}]{r.status}[/]",
+            f"{r.seconds:.1f}",
+            "\n".join(r.outputs.values()) or json.dumps(r.error),
+        )
+    console.print(table)
+    return 0 if results and all(r.status == "completed" for r in results) else 1

@@ -1,0 +1,159 @@
+"""The workflow registry: one entry per job kind, and the only place that knows what a kind needs.
+
+An entry names the kind's request model, whether it takes an upload (and what the upload must look
+like), the Settings field that holds its state machine ARN, how to build the execution's input, and
+the outputs a completed job has. The API, job status, `storyflow submit KIND`, the OpenAPI document
+and the demo read it; nothing else branches on the kind.
+
+Invariants:
+- every `JobKind` has exactly one entry (checked at import);
+- an upload key names its job (`input/{job_id}/<name>`), and no two kinds share an upload name, so an
+  Object Created event maps to at most one kind;
+- `payload` builds the execution input from validated data only: the state machine never re-validates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import BaseModel, Field
+
+from storyflow import keys
+from storyflow.keys import S3Location
+from storyflow.models import JobKind, StereoRequest, StoryRequest, TtsRequest, VideoRequest
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The one file a kind's job waits for before its workflow starts (a presigned POST)."""
+
+    name: str  # the file name under input/{job_id}/
+    content_type: str
+    max_bytes: Callable[[BaseModel], int]
+    check: Callable[[bytes, int], str | None]  # (first 16 bytes, size) -> why it is refused, or None
+    refused_as: str = "InvalidUpload"  # the failed job's error name when `check` refuses it
+
+    def key(self, job_id: str) -> str:
+        return keys.upload_key(job_id, self.name)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named output of a completed job: its media type, for players and file names."""
+
+    name: str
+    media_type: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    kind: JobKind
+    request: type[BaseModel]
+    summary: str
+    state_machine_setting: str  # the Settings field holding the state machine ARN ("" = not deployed)
+    payload: Callable[[str, Any, S3Location | None], Payload]
+    outputs: tuple[Output, ...] = ()
+    upload: Upload | None = None
+    stages: tuple[str, ...] = ()  # the `stage` values its state machine writes, in order
+
+
+def _stereo_payload(job_id: str, request: StereoRequest, source: S3Location | None) -> Payload:
+    if source is None:
+        raise ValueError("a stereo execution starts from its uploaded source")
+    return {
+        "job_id": job_id,
+        "source": {"bucket": source.bucket, "key": source.key},
+        "params": request.model_dump(mode="json", include={"layout", "baseline", "convergence"}),
+    }
+
+
+def _request_payload(job_id: str, request: BaseModel, source: S3Location | None) -> Payload:
+    return {"job_id": job_id, "request": request.model_dump(mode="json")}
+
+
+# Container signatures at byte 4 (ISO BMFF: MP4/QuickTime) or byte 0 (EBML: Matroska/WebM).
+_BMFF_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+_EBML = b"\x1a\x45\xdf\xa3"
+
+
+def sniff_video(head: bytes, size: int) -> str | None:
+    """Why this upload cannot be a video, or None if its header looks like one."""
+    if size == 0:
+        return "empty upload (0 bytes)"
+    if head[4:8] in _BMFF_BOXES or head.startswith(_EBML):
+        return None
+    return f"not a video: no MP4/QuickTime or Matroska header (first bytes {head[:12]!r})"
+
+
+def _max_upload_bytes(request: BaseModel) -> int:
+    return int(getattr(request, "max_upload_bytes"))  # noqa: B009 - the field of upload kinds' requests
+
+
+WORKFLOWS: tuple[Workflow, ...] = (
+    Workflow(
+        kind=JobKind.STEREO,
+        request=StereoRequest,
+        summary="2D to side-by-side 3D video; upload an .mp4 to the presigned POST and the upload starts it",
+        state_machine_setting="stereo_state_machine_arn",
+        payload=_stereo_payload,
+        outputs=(Output("final.mp4", keys.SOURCE_CONTENT_TYPE, "the side-by-side 3D video"),),
+        upload=Upload("source.mp4", keys.SOURCE_CONTENT_TYPE, _max_upload_bytes, sniff_video, "NotAVideo"),
+        stages=("chunking", "inferring", "reassembling"),
+    ),
+    Workflow(
+        kind=JobKind.VIDEO,
+        request=VideoRequest,
+        summary="text or image to video clips (Wan 2.2 TI2V-5B on ECS GPU tasks)",
+        state_machine_setting="video_state_machine_arn",
+        payload=_request_payload,
+    ),
+    Workflow(
+        kind=JobKind.TTS,
+        request=TtsRequest,
+        summary="text to narration with word-aligned subtitles (Kokoro on a SageMaker async endpoint)",
+        state_machine_setting="tts_state_machine_arn",
+        payload=_request_payload,
+    ),
+    Workflow(
+        kind=JobKind.STORY,
+        request=StoryRequest,
+        summary="a prompt or scenes to a narrated, subtitled story video",
+        state_machine_setting="story_state_machine_arn",
+        payload=_request_payload,
+    ),
+)
+
+_BY_KIND: dict[JobKind, Workflow] = {workflow.kind: workflow for workflow in WORKFLOWS}
+if set(_BY_KIND) != set(JobKind) or len(_BY_KIND) != len(WORKFLOWS):
+    raise RuntimeError("the registry must have exactly one entry per JobKind")
+_UPLOADS = [w.upload.name for w in WORKFLOWS if w.upload]
+if len(set(_UPLOADS)) != len(_UPLOADS):
+    raise RuntimeError("two kinds share an upload name")
+
+
+def get(kind: JobKind | str) -> Workflow:
+    return _BY_KIND[JobKind(kind)]
+
+
+def for_upload_key(key: str) -> tuple[Workflow, str] | None:
+    """(the kind that waits for this upload, its job id), or None for any key that is not an upload."""
+    parsed = keys.parse_upload_key(key)
+    if parsed is None:
+        return None
+    job_id, name = parsed
+    for workflow in WORKFLOWS:
+        if workflow.upload and workflow.upload.name == name:
+            return workflow, job_id
+    return None
+
+
+if TYPE_CHECKING:
+    JobRequest = BaseModel
+else:
+    # The discriminated union of every entry's request model: POST /jobs validates against it.
+    JobRequest = Annotated[Union[tuple(w.request for w in WORKFLOWS)], Field(discriminator="kind")]  # noqa: UP007
