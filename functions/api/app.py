@@ -9,13 +9,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow.api import body_guard, errors, routes
+from storyflow.api import body_guard, cors, errors, routes
 from storyflow.observability import logger, metrics, tracer
 
 # A GET emits no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=cors.dashboard_cors())
 app.include_router(routes.router)
 errors.register(app)
 

@@ -9,10 +9,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from storyflow import backend
-from storyflow.api import errors
+from storyflow.api import cors, errors
 from storyflow.observability import logger, tracer
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = APIGatewayRestResolver(enable_validation=True, cors=cors.dashboard_cors())
 errors.register(
     app
 )  # the jobs API's error body, `{message, field}`: a bad query is a 400, a 503 has Retry-After

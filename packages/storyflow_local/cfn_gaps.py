@@ -7,8 +7,8 @@
   resolve, so nothing that references it breaks.
 * `AWS::StepFunctions::StateMachine` is created in the *executing* backend, its definition read from
   `DefinitionString`/`Definition`/`DefinitionS3Location` with `DefinitionSubstitutions` applied.
-* `AWS::S3::Bucket` gets its `VersioningConfiguration` and `NotificationConfiguration`
-  (Lambda/SQS/SNS/EventBridge), which moto's CloudFormation drops.
+* `AWS::S3::Bucket` gets its `VersioningConfiguration`, `NotificationConfiguration`
+  (Lambda/SQS/SNS/EventBridge) and `LifecycleConfiguration`, which moto's CloudFormation drops.
 
 Properties arrive with intrinsics already resolved by moto (Ref/GetAtt/Sub against physical ids).
 """
@@ -337,6 +337,38 @@ def _update_state_machine(
 # --- buckets ---------------------------------------------------------------------------------------
 
 
+def bucket_lifecycle_rules(cfn: dict[str, Any]) -> list[dict[str, Any]]:
+    """`LifecycleConfiguration` (CloudFormation's shape) as the rules of PutBucketLifecycleConfiguration
+    (the parsed XML moto's bucket takes): GetBucketLifecycleConfiguration then answers what AWS would."""
+    rules = []
+    for rule in cfn.get("Rules") or []:
+        tags = [{"Key": t["Key"], "Value": t["Value"]} for t in rule.get("TagFilters") or []]
+        prefix = rule.get("Prefix")
+        if tags and (prefix or len(tags) > 1):
+            lc_filter: dict[str, Any] = {"And": {"Prefix": prefix or "", "Tag": tags}}
+        elif tags:
+            lc_filter = {"Tag": tags[0]}
+        else:
+            lc_filter = {"Prefix": prefix or ""}
+        api: dict[str, Any] = {
+            "ID": rule.get("Id"),
+            "Status": rule.get("Status", "Enabled"),
+            "Filter": lc_filter,
+        }
+        if rule.get("ExpirationInDays") is not None:
+            api["Expiration"] = {"Days": str(rule["ExpirationInDays"])}
+        abort = rule.get("AbortIncompleteMultipartUpload")
+        if abort:
+            api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": str(abort["DaysAfterInitiation"])}
+        noncurrent = rule.get("NoncurrentVersionExpiration")
+        if noncurrent:
+            api["NoncurrentVersionExpiration"] = {
+                k: str(v) for k, v in noncurrent.items() if k in ("NoncurrentDays", "NewerNoncurrentVersions")
+            }
+        rules.append(api)
+    return rules
+
+
 def bucket_notification_config(cfn: dict[str, Any]) -> dict[str, Any]:
     """CloudFormation NotificationConfiguration → the shape moto's bucket model takes."""
 
@@ -504,6 +536,9 @@ class CloudFormationGaps:
             notifications = bucket_notification_config(props.get("NotificationConfiguration") or {})
             if notifications:
                 bucket.set_notification_configuration(notifications)
+            lifecycle = bucket_lifecycle_rules(props.get("LifecycleConfiguration") or {})
+            if lifecycle:
+                bucket.set_lifecycle(lifecycle)
 
         from moto.apigateway.models import RestAPI
 

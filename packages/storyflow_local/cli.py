@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from storyflow_local import dashboard
 from storyflow_local.cloud import LocalCloud
 from storyflow_local.config import LocalCloudConfig, project_root
 
@@ -132,6 +133,8 @@ def up(
         typer.echo(f"local cloud ready in {cloud.ready_seconds:.1f}s")
         typer.echo(f"  endpoint: {cloud.endpoint_url}")
         typer.echo(f"  API:      {cloud.api_url or '(no API routes)'}")
+        if cloud.api_url:
+            typer.echo(f"  dashboard: {dashboard.url(cloud.api_url)}  (no sign-in; build it with `make web`)")
         typer.echo(f"  state:    {config.state_path()}")
         typer.echo("use it from another shell:")
         for line in export_lines(cloud):

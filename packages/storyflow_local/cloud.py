@@ -29,6 +29,12 @@ class LocalCloudError(RuntimeError):
     pass
 
 
+def active() -> LocalCloud | None:
+    """The LocalCloud running in this process, if any (test suites share one: moto's state is global)."""
+    with _active_lock:
+        return _active if _active is not None and _active._started else None
+
+
 class LocalCloud:
     """`with LocalCloud(LocalCloudConfig(...)) as cloud:` → a deployed stack on 127.0.0.1.
 

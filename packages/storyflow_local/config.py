@@ -14,6 +14,8 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 LOCAL_PARAMETER_DEFAULTS: dict[str, str] = {
     "Stage": "local",
     "StereoEngine": "depthwarp",  # the CPU engine: no GPU, no weights
+    "VideoEngine": "preview",  # the CPU engine: a real clip from the prompt or image, no weights
+    "TtsEngine": "espeak",  # the CPU engine: espeak-ng, no weights
 }
 
 

@@ -47,10 +47,37 @@ def stereo_input(out: Path, source: Path | None) -> tuple[dict[str, Any], Path |
     return {"kind": JobKind.STEREO.value, "layout": "full"}, source
 
 
+DEMO_NARRATION = (
+    "The lighthouse keeper climbed the one hundred and twelve steps at dusk, as he had every evening for "
+    "thirty years. He lit the great lamp, and its beam swept across the restless water. Out on the bay, the "
+    "small boats turned for home. Nobody thanked him; nobody ever did. But every boat came home."
+)
+
+
+def tts_input(out: Path, source: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """A tts job: a short narration (espeak locally: real speech, aligned subtitles and word timings)."""
+    return {"kind": JobKind.TTS.value, "text": DEMO_NARRATION, "voice": "bf_emma"}, None
+
+
+DEMO_VIDEO = {
+    "parent_id": "demo",
+    "prompt": "A lighthouse at dusk, its beam sweeping over a restless sea",
+    "seed": 42,
+    "num_frames": 49,
+}
+
+
+def video_input(out: Path, source: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """A video job through the API (the preview engine locally: a real title-card clip of the prompt)."""
+    return {"kind": JobKind.VIDEO.value, **DEMO_VIDEO, "task_id": f"api-{int(time.time())}"}, None
+
+
 # The demo's input per kind: (request body, file to upload when the kind takes one). A kind of the registry
 # joins the demo by adding its input here.
 DEMO_INPUTS: dict[JobKind, Callable[[Path, Path | None], tuple[dict[str, Any], Path | None]]] = {
     JobKind.STEREO: stereo_input,
+    JobKind.TTS: tts_input,
+    JobKind.VIDEO: video_input,
 }
 
 
@@ -62,7 +89,7 @@ def run_job(kind: JobKind, api: ApiClient, out: Path, source: Path | None) -> De
     body, file = DEMO_INPUTS[kind](out, source)
     accepted = api.call("POST", "/jobs", body=body)
     job_id = accepted["job_id"]
-    if workflow.upload is not None:
+    if accepted.get("upload"):
         if file is None:
             raise ValueError(f"the {kind.value} demo needs a file to upload")
         console.print(
@@ -189,8 +216,41 @@ def run_backend(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
                 console.print(f"[dim]could not stop {task_arn}: {error}[/]")
 
 
+def run_video_queue(api: ApiClient, out: Path, source: Path | None) -> DemoResult:
+    """The video seed message published to the video topic: it reaches the queue SNS-wrapped, the intake
+    derives the job id from parent_id + task_id, and the same workflow renders it."""
+    from storyflow import aws, keys
+
+    began = time.monotonic()
+    message = {**DEMO_VIDEO, "task_id": f"queue-{int(time.time())}", "num_videos": 2}
+    aws.client("sns").publish(TopicArn=api.target.outputs["VideoTopicArn"], Message=json.dumps(message))
+    job_id = keys.derived_job_id(JobKind.VIDEO.value, message["parent_id"], message["task_id"])
+    console.print(
+        f"video seed message published to the topic (SNS-wrapped on the queue): job [bold]{job_id}[/]"
+    )
+    _poll("the intake to take the message", lambda: _job_exists(api, job_id), 30)
+    job = follow(api, job_id, console, interval=0.5, timeout=900)
+    folder = out / "video-queue"
+    saved = save_outputs(api, job_id, folder, console) if job["status"] == "completed" else []
+    outputs = {path.name: str(path) for path in saved}
+    return DemoResult(
+        "video (queue)", job_id, job["status"], time.monotonic() - began, outputs, job.get("error")
+    )
+
+
+def _job_exists(api: ApiClient, job_id: str) -> bool:
+    from storyflow_cli.client import ApiFailure
+
+    try:
+        api.call("GET", f"/jobs/{job_id}")
+    except ApiFailure:
+        return False
+    return True
+
+
 WORKFLOWS: dict[str, Callable[[ApiClient, Path, Path | None], DemoResult]] = {
     **{kind.value: partial(run_job, kind) for kind in DEMO_INPUTS},
+    "video-queue": run_video_queue,
     "backend": run_backend,
 }
 
@@ -199,6 +259,7 @@ def run(out: Path, source: Path | None = None, workflows: list[str] | None = Non
     """Run the demo; returns the process exit code (non-zero if any job failed)."""
     from storyflow_local.cloud import LocalCloud
     from storyflow_local.config import LocalCloudConfig
+    from storyflow_local.dashboard import url as dashboard_url
 
     out.mkdir(parents=True, exist_ok=True)
     results: list[DemoResult] = []
@@ -206,6 +267,9 @@ def run(out: Path, source: Path | None = None, workflows: list[str] | None = Non
         cloud = LocalCloud(LocalCloudConfig(parameters=dict(DEMO_PARAMETERS))).start()
     try:
         console.print(f"local cloud ready in {cloud.ready_seconds:.1f}s: API {cloud.api_url}")
+        console.print(
+            f"dashboard (while the demo runs; `storyflow local up` keeps one): {dashboard_url(cloud.api_url)}"
+        )
         api = ApiClient(Target(cloud.api_url, cloud.region, cloud.outputs))
         for name in workflows or list(WORKFLOWS):
             try:

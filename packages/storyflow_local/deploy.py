@@ -116,6 +116,46 @@ def prepare(
     return Prepared(template, parameters, packager, transformed)
 
 
+PLACEHOLDER_AMI = "ami-0000000000local0"
+
+
+def public_ssm_parameters(template: dict[str, Any], parameters: dict[str, str], region: str) -> list[str]:
+    """AWS publishes parameters such as the ECS GPU-optimized AMI's (`/aws/service/ecs/...`) in every
+    account; moto knows only some. A template parameter of type `AWS::SSM::Parameter::Value<...>` that
+    names a missing public one gets a placeholder value (an AMI id shape), as the lookup succeeds on AWS.
+    Returns the names it added."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ssm.models import Parameter, ssm_backends
+
+    backend = ssm_backends[DEFAULT_ACCOUNT_ID][region]
+    added = []
+    for name, slot in (template.get("Parameters") or {}).items():
+        kind = str(slot.get("Type", ""))
+        path = str(parameters.get(name) or slot.get("Default") or "")
+        if not kind.startswith("AWS::SSM::Parameter::Value<") or not path.startswith("/aws/service/"):
+            continue
+        if backend.get_parameter(path) is not None:
+            continue
+        value = PLACEHOLDER_AMI if "Image::Id" in kind else "local"
+        backend._parameters[path].append(
+            Parameter(
+                account_id=DEFAULT_ACCOUNT_ID,
+                name=path,
+                value=value,
+                parameter_type="String",
+                description="local cloud: stands for the public parameter AWS publishes",
+                allowed_pattern=None,
+                keyid=None,
+                last_modified_date=time.time(),
+                version=1,
+                data_type="aws:ec2:image" if "Image::Id" in kind else "text",
+            )
+        )
+        added.append(path)
+        log.info("public SSM parameter %s: not in moto; placeholder %s", path, value)
+    return added
+
+
 def deploy(clients: Clients, prepared: Prepared, stack_name: str) -> Deployment:
     """Upload the artifacts, create the stack and wait for CREATE_COMPLETE."""
     started = time.monotonic()
@@ -123,6 +163,7 @@ def deploy(clients: Clients, prepared: Prepared, stack_name: str) -> Deployment:
     packager.upload(clients.get("s3"))
     transformed = prepared.transformed()
 
+    public_ssm_parameters(template, parameters, clients.region)
     cloudformation = clients.get("cloudformation")
     response = cloudformation.create_stack(
         StackName=stack_name,

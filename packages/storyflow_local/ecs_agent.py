@@ -9,8 +9,10 @@ exactly as on AWS: a container's stderr never reaches the task (neither `stopped
 container's `reason`; the last stderr lines of a failed container go to the local log only), so a
 workflow learns a container's typed error the AWS way, from the error.json the container writes.
 `ecs:runTask.sync` succeeds on 0 and fails otherwise. StopTask sends SIGTERM, then SIGKILL after the
-stop timeout. Every task runs locally: the launch type or capacity provider only shows in the task's
-description. "ECS Task State Change" events go to EventBridge.
+stop timeout. Once its containers have exited, whatever process of the task is left (one that started a
+session of its own, an orphan of a SIGKILLed container) is killed, as Fargate does. Every task runs
+locally: the launch type or capacity provider only shows in the task's description. "ECS Task State
+Change" events go to EventBridge.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from storyflow_local.context import LocalContext
@@ -188,6 +191,9 @@ class TaskRun:
                 if code is not None:
                     proc.exit_code = 128 - code if code < 0 else code  # killed by a signal: Docker's 128+N
             if all(p.exit_code is not None for p in self.procs if p.process is not None):
+                # As on Fargate, a stopped task's processes all die with it: the ones a container put
+                # in a session of its own too, and the orphans of a container that was SIGKILLed.
+                kill_task_processes(self.task.task_arn)
                 break
             essential_exited = any(p.plan.essential and p.exit_code is not None for p in self.procs)
             if essential_exited and not stopping:
@@ -259,6 +265,27 @@ class TaskRun:
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+def task_processes(task_arn: str) -> list[int]:
+    """Every live local process of a task: each inherits `ECS_TASK_ARN` from its container (Linux /proc;
+    elsewhere none are found). A container's process group is not enough: a child may start its own."""
+    marker = f"ECS_TASK_ARN={task_arn}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc/self/environ").exists() else ():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def kill_task_processes(task_arn: str) -> None:
+    """SIGKILL whatever is left of a task, as Fargate does when a task's containers stop."""
+    for pid in task_processes(task_arn):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            log.info("task %s: killed leftover process %d", task_arn.rsplit("/", 1)[-1][:8], pid)
 
 
 class EcsAgent:

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from storyflow_local import dashboard
 from storyflow_local.context import LocalContext
 from storyflow_local.deploy import Deployment
 from storyflow_local.lambda_adapter import LambdaAdapter
@@ -240,6 +241,11 @@ class ApiServer:
         started = time.monotonic()
         url = urlsplit(request.path)
         path = url.path or "/"
+        if dashboard.is_dashboard_path(path):  # the dashboard, on the API's own origin (no CORS, no sign-in)
+            request.close_connection = request.command not in ("GET", "HEAD")  # a body is never read
+            dist = dashboard.default_dist(self.shim.ctx.config.root)
+            dashboard.serve(request, path, dist, self.stage, self.shim.ctx.endpoint_url)
+            return
         if path == f"/{self.stage}" or path.startswith(f"/{self.stage}/"):
             path = path[len(self.stage) + 1 :] or "/"
         try:

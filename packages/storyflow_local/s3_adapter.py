@@ -1,6 +1,7 @@
 """S3 bucket notifications: delivered to Lambda asynchronously (moto invokes inside the PutObject call)
 and shaped like AWS's (keys URL-encoded with `/` kept, userIdentity/requestParameters/responseElements,
-sequencer and versionId present)."""
+sequencer and versionId present). Browser-based POST uploads are checked against their signed policy
+first (`s3_post_policy`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote_plus
 
+from storyflow_local import s3_post_policy
 from storyflow_local.context import LocalContext
 from storyflow_local.lambda_adapter import LambdaAdapter
 
@@ -45,3 +47,4 @@ class S3Adapter:
 
         self.ctx.patches.set(notifications, "_invoke_awslambda", invoke_lambda)
         self.ctx.patches.set(notifications, "_get_s3_event", s3_event)
+        s3_post_policy.install(self.ctx.patches)  # presigned POST conditions, enforced as S3 does

@@ -9,6 +9,8 @@
 * `aws-sdk:` service names as AWS spells them (`sagemakerruntime` → boto3's `sagemaker-runtime`).
 * `SendTaskFailure` keeps its `cause`; `StartExecution` without a name gets a UUID (moto collides);
   `StartSyncExecution` runs the machine and waits.
+* Task tokens (one per Retry attempt, closed tokens refused) and `StopExecution` (ABORTED at once, waits
+  end, `.sync` ECS tasks stopped): see `sfn_lifecycle`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from storyflow_local import sfn_lifecycle
 from storyflow_local.context import LocalContext
 from storyflow_local.lambda_adapter import LambdaAdapter
 
@@ -137,12 +140,14 @@ def _ecs_build_sync_resolver(
     submission: dict[str, Any] = env.stack.pop()
     task_arn = submission["Tasks"][0]["TaskArn"]
     cluster_arn = submission["Tasks"][0]["ClusterArn"]
+    sfn_lifecycle.SYNC_TASKS.add(env, cluster_arn, task_arn, ecs)  # StopExecution stops it
 
     def resolve() -> Any:
         described = ecs.describe_tasks(cluster=cluster_arn, tasks=[task_arn])
         task = described["tasks"][0]
         if task["lastStatus"] != "STOPPED":
             return None
+        sfn_lifecycle.SYNC_TASKS.discard(env, task_arn)
         failed = _ecs_task_failed(task)
         self._normalise_response(response=described, service_action_name="describe_tasks")
         output = described["Tasks"][0]
@@ -200,6 +205,8 @@ def _map_run_with_tolerance(original: Callable[..., None]) -> Callable[..., None
         from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
         original(self, env, eval_input)
+        if not env.is_running():  # stopped: the execution is ABORTED, its items' outcomes do not count
+            return
         record = eval_input.map_run_record
         items = record.item_counter
         failed = items.failed.get() + items.timed_out.get() + items.aborted.get()
@@ -390,6 +397,7 @@ class StepFunctionsAdapter:
 
         patches.set(StepFunctionResponse, "send_task_failure", send_task_failure)
         patches.set(StepFunctionResponse, "start_sync_execution", _start_sync_execution)
+        sfn_lifecycle.install(patches)
 
 
 def _start_sync_execution(response: Any) -> Any:

@@ -42,3 +42,10 @@ class TransientError(StoryflowError):
     """Worth retrying: Step Functions `Retry` matches this class name."""
 
     status_code = 503
+
+
+class JobNotActive(StoryflowError):
+    """The job is no longer queued or running (cancelled, failed, completed, or unknown): its work is not
+    done. Not retried by any state machine."""
+
+    status_code = 409

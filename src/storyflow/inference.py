@@ -14,6 +14,7 @@ would replace the table); the request body `{input_uri, output_uri, params}` (do
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from typing import Any, Literal
@@ -21,14 +22,24 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from storyflow import aws, keys
-from storyflow.errors import TransientError
+from storyflow import aws, intermediates, keys
+from storyflow.errors import JobNotActive, NotFound, TransientError
 from storyflow.jobstore import JobStore
 from storyflow.observability import logger
 from storyflow.settings import Settings
 
 THROTTLING = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "ModelNotReadyException"}
-FAILURE_ERROR = "InferenceFailed"  # the Step Functions error a failed item's token is answered with
+FAILURE_ERROR = "InferenceFailed"  # a failed item's token is answered with one of its two classes:
+CLIENT_FAILURE = f"{FAILURE_ERROR}.Client"  # deterministic (bad input or params): fails again, never retried
+TRANSIENT_FAILURE = f"{FAILURE_ERROR}.Transient"  # worth another attempt (5xx, throttled, model server gone)
+# The one table of the serving library's typed errors that fail the same way on every attempt (its 4xx
+# classes, containers/serving/storyflow_serving/errors.py, and the containers' subclasses of them). It decides
+# only when SageMaker's failureReason carries no HTTP status; with one, 4xx (but 408, 429) is Client.
+CLIENT_ERRORS = frozenset(
+    {"InvalidRequest", "InvalidParams", "InputNotFound", "PayloadTooLarge", "UnprocessableInput", "NotAVideo"}
+)
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+_REASON_STATUS = re.compile(r"Received (?:client|server) error \((\d{3})\)")
 STALE_TOKEN = {"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"}
 ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 S3_URI_PATTERN = r"^s3://[a-z0-9.-]{3,63}/.+$"
@@ -61,7 +72,14 @@ def request_key(inference_id: str) -> str:
 
 
 def submit(item: WorkItem, settings: Settings) -> str:
-    """Store the item's token, then invoke its endpoint; returns the inference id."""
+    """Store the item's token, then invoke its endpoint; returns the inference id. The item of a job that is
+    no longer queued or running (cancelled meanwhile) is refused with JobNotActive: nothing is invoked."""
+    job = _active_job_status(item.job_id, settings)
+    if job is None:
+        raise JobNotActive(
+            f"job {item.job_id} is no longer queued or running; item {item.item_index:05d} is not submitted",
+            field="job_id",
+        )
     bucket = settings.require("output_bucket")
     inference_id = f"{item.job_id}-{item.item_index:05d}-{secrets.token_hex(4)}"
     body = {"input_uri": item.input_uri, "output_uri": item.output_uri, "params": item.params}
@@ -104,6 +122,27 @@ def submit(item: WorkItem, settings: Settings) -> str:
     return inference_id
 
 
+def _active_job_status(job_id: str, settings: Settings) -> str | None:
+    """The job's status while it is queued or running; None once it is finished (or unknown)."""
+    try:
+        job = JobStore(settings.require("jobs_table")).get(job_id)
+    except NotFound:
+        return None
+    return None if job.status.finished else job.status.value
+
+
+def failure_class(error: str, reason: str) -> str:
+    """The Step Functions error a failed item is answered with: CLIENT_FAILURE when SageMaker reports a 4xx
+    (but 408/429) from the model, or, without a status, when the container's typed error is in CLIENT_ERRORS;
+    TRANSIENT_FAILURE otherwise (5xx, throttling, a connection reset or a model server that went away)."""
+    match = _REASON_STATUS.search(reason)
+    if match is not None:
+        status = int(match.group(1))
+        client = 400 <= status < 500 and status not in RETRYABLE_CLIENT_STATUSES
+        return CLIENT_FAILURE if client else TRANSIENT_FAILURE
+    return CLIENT_FAILURE if error in CLIENT_ERRORS else TRANSIENT_FAILURE
+
+
 def _failure_detail(notification: AsyncNotification) -> tuple[str, str]:
     """The container's own `{error, cause}` when it answered JSON, else SageMaker's failure reason."""
     reason = notification.failure_reason or "inference failed"
@@ -118,7 +157,9 @@ def _failure_detail(notification: AsyncNotification) -> tuple[str, str]:
 
 
 def on_notification(notification: AsyncNotification, settings: Settings) -> None:
-    """Answer the token waiting on this inference, record the item's outcome, count progress once."""
+    """Answer the token waiting on this inference, record the item's outcome, count progress once. For a job
+    no longer queued or running (cancelled) nothing is recorded or counted, and a late output is tagged for
+    expiry; its token is still answered (on AWS the aborted execution's token is refused: tolerated)."""
     callbacks = aws.table(settings.require("callbacks_table"))
     item = callbacks.get_item(Key={"inference_id": notification.inference_id}, ConsistentRead=True).get(
         "Item"
@@ -133,9 +174,13 @@ def on_notification(notification: AsyncNotification, settings: Settings) -> None
     index = int(item.get("item_index", item.get("segment_index", 0)))  # rows written before the rename
     completions = aws.table(settings.require("segments_table"))
     sfn = aws.client("stepfunctions")
+    active = _active_job_status(job_id, settings) is not None
     if notification.invocation_status == "Completed":
-        if _record_item(completions, job_id, index, {"status": "succeeded", "output_uri": output_uri}):
-            JobStore(settings.require("jobs_table")).add_progress(job_id)
+        if not active:
+            intermediates.tag_uri(output_uri)
+            logger.info("result of a job no longer running: not counted", extra={"job_id": job_id})
+        elif _record_item(completions, job_id, index, {"status": "succeeded", "output_uri": output_uri}):
+            JobStore(settings.require("jobs_table")).add_progress(job_id, only_active=True)
         result = {"item_index": index, "output_uri": output_uri}
         location = notification.response_parameters.get("outputLocation")
         if location:
@@ -143,10 +188,14 @@ def on_notification(notification: AsyncNotification, settings: Settings) -> None
         _answer(lambda: sfn.send_task_success(taskToken=token, output=json.dumps(result)))
     else:
         error, cause = _failure_detail(notification)
-        _record_item(completions, job_id, index, {"status": "failed", "error": error, "cause": cause[:2000]})
+        if active:
+            _record_item(
+                completions, job_id, index, {"status": "failed", "error": error, "cause": cause[:2000]}
+            )
+        kind = failure_class(error, notification.failure_reason)
         _answer(
             lambda: sfn.send_task_failure(
-                taskToken=token, error=FAILURE_ERROR, cause=f"item {index:05d}: {error}: {cause}"[:32000]
+                taskToken=token, error=kind, cause=f"item {index:05d}: {error}: {cause}"[:32000]
             )
         )
     callbacks.delete_item(Key={"inference_id": notification.inference_id})

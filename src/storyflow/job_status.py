@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from storyflow import aws, inference, keys
-from storyflow.errors import Conflict
+from storyflow.errors import Conflict, StoryflowError
 from storyflow.jobstore import JobStore
 from storyflow.models import Job, JobError, JobStatus
 from storyflow.observability import logger
@@ -33,6 +33,9 @@ class StatusUpdate(BaseModel):
     job_id: str = Field(pattern=keys.JOB_ID_PATTERN)
     status: Literal["completed", "failed"]
     outputs: dict[str, str] = Field(default_factory=dict)
+    result: dict[str, Any] = Field(default_factory=dict)  # e.g. a video's real size, from its result.json
+    # A completed ECS step whose result.json holds the outputs (`outputs`) and the rest of the result.
+    result_step: str | None = Field(None, pattern=keys.STEP_PATTERN)
     failure: Failure | None = None
 
 
@@ -47,7 +50,8 @@ class StepError(BaseModel):
 
 def describe_failure(job_id: str, failure: Failure, settings: Settings) -> JobError:
     """Turn a raw Step Functions failure into the error and cause a user can act on."""
-    if failure.error in MAP_ERRORS:
+    # A failed Map of work items, or one work item's own failure (a tts narration): the item's typed error.
+    if failure.error in MAP_ERRORS or failure.error.startswith(inference.FAILURE_ERROR):
         item = inference.first_failed_item(job_id, settings)
         if item is not None:
             index = int(item["segment_index"])
@@ -101,6 +105,25 @@ def read_step_error(job_id: str, step: str, settings: Settings) -> StepError | N
         return None
 
 
+class StepResultMissing(StoryflowError):
+    """A completed step left no readable result.json: the job cannot be marked completed."""
+
+
+def read_step_result(job_id: str, step: str, settings: Settings) -> dict[str, str | Any]:
+    """`jobs/{job_id}/steps/{step}/result.json` (output bucket) as (outputs, the rest of the result)."""
+    key = keys.step_result_key(job_id, step)
+    try:
+        body = aws.client("s3").get_object(Bucket=settings.require("output_bucket"), Key=key)["Body"].read()
+        document = json.loads(body)
+    except (ClientError, ValueError) as error:
+        raise StepResultMissing(f"step {step} left no readable {key}: {error}") from error
+    outputs = document.get("outputs") if isinstance(document, dict) else None
+    if not isinstance(outputs, dict) or not all(isinstance(v, str) for v in outputs.values()):
+        raise StepResultMissing(f"{key} has no outputs object of URIs")
+    rest = {k: v for k, v in document.items() if k not in {"outputs", "job_id", "step"}}
+    return {"outputs": {str(k): v for k, v in outputs.items()}, "result": rest}
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_CAUSE else text[: MAX_CAUSE - 1] + "…"
 
@@ -108,8 +131,18 @@ def _clip(text: str) -> str:
 def apply(update: StatusUpdate, settings: Settings) -> Job | None:
     store = JobStore(settings.require("jobs_table"))
     try:
+        if update.status == "completed" and update.result_step:
+            read = read_step_result(update.job_id, update.result_step, settings)
+            update = update.model_copy(
+                update={
+                    "outputs": {**read["outputs"], **update.outputs},
+                    "result": {**read["result"], **update.result},
+                }
+            )
         if update.status == "completed":
-            job = store.transition(update.job_id, JobStatus.COMPLETED, stage="done", outputs=update.outputs)
+            job = store.transition(
+                update.job_id, JobStatus.COMPLETED, stage="done", outputs=update.outputs, result=update.result
+            )
         else:
             error = describe_failure(update.job_id, update.failure or Failure(), settings)
             job = store.transition(update.job_id, JobStatus.FAILED, error=error)

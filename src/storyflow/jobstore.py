@@ -59,6 +59,21 @@ class JobStore:
             raise
         return job
 
+    def discard_queued(self, job_id: str) -> bool:
+        """Delete a job that is still queued (nothing runs it); False if it is not (anymore)."""
+        try:
+            self.table.delete_item(
+                Key={"job_id": check_job_id(job_id)},
+                ConditionExpression="#status = :queued",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":queued": JobStatus.QUEUED.value},
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                return False
+            raise
+        return True
+
     def get(self, job_id: str) -> Job:
         item = self.table.get_item(Key={"job_id": check_job_id(job_id)}, ConsistentRead=True).get("Item")
         if item is None:
@@ -74,6 +89,7 @@ class JobStore:
         outputs: dict[str, str] | None = None,
         error: JobError | None = None,
         execution_arn: str | None = None,
+        result: dict[str, Any] | None = None,
     ) -> Job:
         """Move a job to `target` only if its current status allows it (one conditional write)."""
         now = time.time()
@@ -85,6 +101,7 @@ class JobStore:
             ("outputs", outputs),
             ("execution_arn", execution_arn),
             ("error", error.model_dump() if error else None),
+            ("result", result or None),
         ):
             if value is not None:
                 sets.append(f"#{name} = :{name}")
@@ -119,19 +136,31 @@ class JobStore:
             raise
         return Job.model_validate(_from_dynamo(result["Attributes"]))
 
-    def add_progress(self, job_id: str, done: int = 1) -> None:
-        """Atomic counter: concurrent segments never lose an increment."""
+    def add_progress(self, job_id: str, done: int = 1, *, only_active: bool = False) -> bool:
+        """Atomic counter: concurrent segments never lose an increment. With `only_active`, a job that is
+        no longer queued or running (e.g. cancelled) is not counted: returns False instead."""
+        condition = "attribute_exists(job_id)"
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":done": done, ":now": _to_dynamo(time.time())}
+        if only_active:
+            condition += " AND #status IN (:queued, :running)"
+            names["#status"] = "status"
+            values |= {":queued": JobStatus.QUEUED.value, ":running": JobStatus.RUNNING.value}
         try:
             self.table.update_item(
                 Key={"job_id": check_job_id(job_id)},
                 UpdateExpression="ADD progress.done :done SET updated_at = :now",
-                ConditionExpression="attribute_exists(job_id)",
-                ExpressionAttributeValues={":done": done, ":now": _to_dynamo(time.time())},
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": names} if names else {}),
             )
         except ClientError as error:
             if _is_conditional_failure(error):
+                if only_active:
+                    return False
                 raise NotFound(f"job {job_id} not found", field="job_id") from error
             raise
+        return True
 
     def list(
         self,

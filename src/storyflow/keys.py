@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -24,6 +25,13 @@ SOURCE_CONTENT_TYPE = "video/mp4"
 def new_job_id(kind: str) -> str:
     """`<kind>-<yyyymmdd>-<12 hex>`: sortable by day, unguessable, safe in keys and execution names."""
     return f"{kind}-{time.strftime('%Y%m%d', time.gmtime())}-{secrets.token_hex(6)}"
+
+
+def derived_job_id(kind: str, *parts: str) -> str:
+    """`<kind>-<32 hex>` from a caller's own ids (a queue message's parent_id and task_id): the same ids
+    always give the same job, so a redelivered or repeated message never starts a second execution."""
+    digest = hashlib.sha256("\n".join((kind, *parts)).encode()).hexdigest()[:32]
+    return check_job_id(f"{kind}-{digest}")
 
 
 def check_job_id(job_id: str) -> str:
@@ -85,6 +93,21 @@ def inferred_segment_key(job_id: str, index: int) -> str:
 
 def final_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}final.mp4"
+
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def video_prefix(parent_id: str, task_id: str) -> str:
+    """Where a video task's clips go: `videos/{parent_id}/{task_id}/` (then `{n}.mp4`, n from 0)."""
+    for field, value in (("parent_id", parent_id), ("task_id", task_id)):
+        if not _NAME.fullmatch(value):
+            raise BadRequest(f"{field} {value[:80]!r} does not match {NAME_PATTERN}", field=field)
+    return f"videos/{parent_id}/{task_id}/"
+
+
+def video_key(parent_id: str, task_id: str, index: int) -> str:
+    return f"{video_prefix(parent_id, task_id)}{index}.mp4"
 
 
 # Step results (output bucket): every ECS task container writes one of these when it ends, because a

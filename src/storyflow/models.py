@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from storyflow import voices
 from storyflow.keys import JOB_ID_PATTERN, NAME_PATTERN
 
 MAX_PROMPT_CHARS = 4000
@@ -63,21 +64,50 @@ class StereoRequest(StereoParams):
     max_upload_bytes: int = Field(2 * 1024**3, ge=1, le=5 * 1024**3)
 
 
+IMAGE_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
+MAX_IMAGE_BYTES = 50 * 1024**2
+
+
 class VideoRequest(_Request):
-    """Exactly the seed message fields and defaults of the video queue."""
+    """Exactly the seed message fields and defaults of the video queue, plus the optional clip length
+    (`num_frames`, `fps`) and an image for image-to-video (`image_uri`, or `image_upload` for a presigned
+    POST)."""
 
     kind: Literal[JobKind.VIDEO] = JobKind.VIDEO
     parent_id: Annotated[str, Field(pattern=NAME_PATTERN)]
     task_id: Annotated[str, Field(pattern=NAME_PATTERN)]
     prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="video n uses seed + n; none: random")
     steps: int = Field(15, ge=1, le=100)
     guidance: float = Field(7.0, ge=0, le=30)
-    width: int = Field(1280, ge=64, le=1920)
-    height: int = Field(720, ge=64, le=1920)
+    width: int = Field(
+        1280,
+        ge=64,
+        le=1920,
+        description="a multiple of 16; Wan renders it rounded down to a multiple of 32 (1280 stays 1280), "
+        "and the job's `result` records the size rendered",
+    )
+    height: int = Field(
+        720,
+        ge=64,
+        le=1920,
+        description="a multiple of 16; Wan renders it rounded down to a multiple of 32 (720 renders 704)",
+    )
     num_videos: int = Field(1, ge=1, le=2)
     negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
-    image_uri: str | None = Field(None, pattern=r"^s3://[a-z0-9.-]{3,63}/.+$", max_length=1024)
+    num_frames: int = Field(121, ge=5, le=241, description="4k+1 frames (121 = 5 s at 24 fps)")
+    fps: int = Field(24, ge=1, le=60)
+    image_uri: str | None = Field(
+        None,
+        pattern=r"^s3://[a-z0-9.-]{3,63}/.+$",
+        max_length=1024,
+        description="image-to-video: a PNG/JPEG/WebP in one of the stack's buckets",
+    )
+    image_upload: Literal["image/png", "image/jpeg", "image/webp"] | None = Field(
+        None,
+        description="image-to-video from an upload: the answer has a presigned POST for an image of this "
+        "type (at most 50 MiB); the upload starts the job",
+    )
 
     @field_validator("width", "height")
     @classmethod
@@ -86,13 +116,56 @@ class VideoRequest(_Request):
             raise ValueError(f"must be a multiple of 16, got {value}")
         return value
 
+    @field_validator("num_frames")
+    @classmethod
+    def _four_k_plus_one(cls, value: int) -> int:
+        if value % 4 != 1:
+            raise ValueError(f"must be 4k+1 (e.g. 81, 121), got {value}")
+        return value
+
+    @field_validator("image_upload")
+    @classmethod
+    def _one_image(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("image_uri"):
+            raise ValueError("give image_uri or image_upload, not both")
+        return value
+
 
 class TtsRequest(_Request):
+    """A narration (`POST /jobs {kind: tts}`, or a TTS queue message: see storyflow.intake)."""
+
     kind: Literal[JobKind.TTS] = JobKind.TTS
-    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-    voice: Annotated[str, Field(pattern=r"^[a-z]{2}[a-z_]{0,30}$")] = "af_heart"
+    text: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_TEXT_CHARS,
+            description="what to say (surrounding whitespace is dropped); split at sentence ends",
+        ),
+    ]
+    voice: str = Field(
+        voices.DEFAULT_VOICE,
+        description="a Kokoro voice: a/b = American/British, f/m = female/male",
+        json_schema_extra={"enum": list(voices.VOICES)},
+    )
     speed: float = Field(1.0, ge=0.5, le=2.0)
-    format: Literal["wav", "mp3"] = "wav"
+    lang: Literal["en-us", "en-gb"] | None = Field(None, description="default: the voice's language")
+    format: Literal["wav", "m4a"] = Field(
+        "wav", description="the audio players take first; narration.wav and narration.m4a are both written"
+    )
+    parent_id: Annotated[str | None, Field(pattern=NAME_PATTERN)] = Field(
+        None, description="the caller's id of what this narrates; with task_id, the job id derives from it"
+    )
+    task_id: Annotated[str | None, Field(pattern=NAME_PATTERN)] = Field(
+        None, description="the caller's id of this narration (a repeat with the same ids is the same job)"
+    )
+
+    @field_validator("voice")
+    @classmethod
+    def _known_voice(cls, value: str) -> str:
+        if value not in voices.VOICES:
+            raise ValueError(f"unknown voice; known: {', '.join(voices.VOICES)}")
+        return value
 
 
 class Scene(_Request):
@@ -133,6 +206,11 @@ class Job(BaseModel):
     progress: Progress = Field(default_factory=Progress)
     error: JobError | None = None
     execution_arn: str | None = None
+    result: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the workflow's last step reported about its outputs (video: the size rendered, "
+        "frames, fps, seeds)",
+    )
 
 
 class UploadTicket(BaseModel):

@@ -17,6 +17,8 @@ from storyflow import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 API_APP = ROOT / "functions" / "api" / "app.py"
+# GET /start is the task manager function's (same Api, its own resolver): the document has it too.
+START_APP = ROOT / "functions" / "task_manager" / "app.py"
 DOCUMENT = ROOT / "docs" / "openapi.json"
 _MODULE_NAME = "storyflow_functions_api_app"
 
@@ -27,16 +29,16 @@ DESCRIPTION = (
 )
 
 
-def load_api_module(path: Path = API_APP) -> ModuleType:
+def load_api_module(path: Path = API_APP, name: str = _MODULE_NAME) -> ModuleType:
     """Import functions/api/app.py by path (every function folder has an `app.py`; names would collide)."""
-    cached = sys.modules.get(_MODULE_NAME)
+    cached = sys.modules.get(name)
     if cached is not None and getattr(cached, "__file__", None) == str(path):
         return cached
-    spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[_MODULE_NAME] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -46,6 +48,15 @@ def document() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(title="storyflow", version=__version__, description=DESCRIPTION)
     )
+    start: dict[str, Any] = json.loads(
+        load_api_module(START_APP, "storyflow_functions_task_manager_app").app.get_openapi_json_schema()
+    )
+    for path, item in start.get("paths", {}).items():
+        for operation in item.values():
+            operation.setdefault("tags", ["backend"])
+        doc["paths"][path] = item
+    for name, schema in start.get("components", {}).get("schemas", {}).items():
+        doc.setdefault("components", {}).setdefault("schemas", {}).setdefault(name, schema)
     # Powertools documents request-validation failures as 422; this API answers them as 400 ApiError.
     for path_item in doc.get("paths", {}).values():
         for operation in path_item.values():

@@ -20,9 +20,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, Field
 
-from storyflow import keys
+from storyflow import images, keys
 from storyflow.keys import S3Location
-from storyflow.models import JobKind, StereoRequest, StoryRequest, TtsRequest, VideoRequest
+from storyflow.models import (
+    MAX_IMAGE_BYTES,
+    JobKind,
+    StereoRequest,
+    StoryRequest,
+    TtsRequest,
+    VideoRequest,
+)
+from storyflow.settings import Settings
 
 Payload = dict[str, Any]
 
@@ -36,9 +44,16 @@ class Upload:
     max_bytes: Callable[[BaseModel], int]
     check: Callable[[bytes, int], str | None]  # (first 16 bytes, size) -> why it is refused, or None
     refused_as: str = "InvalidUpload"  # the failed job's error name when `check` refuses it
+    # Whether this request waits for the upload (default: every request of the kind does), and the
+    # Content-Type its ticket requires when it depends on the request (default: `content_type`).
+    wanted: Callable[[BaseModel], bool] = lambda request: True
+    content_type_of: Callable[[BaseModel], str] | None = None
 
     def key(self, job_id: str) -> str:
         return keys.upload_key(job_id, self.name)
+
+    def content_type_for(self, request: BaseModel) -> str:
+        return self.content_type_of(request) if self.content_type_of else self.content_type
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,17 @@ class Workflow:
     outputs: tuple[Output, ...] = ()
     upload: Upload | None = None
     stages: tuple[str, ...] = ()  # the `stage` values its state machine writes, in order
+    # The job id of a request, when the kind derives it from the caller's own ids (queue messages: a
+    # redelivery is the same job); None: a fresh id per submission.
+    job_id: Callable[[Any], str] | None = None
+    # Checks that need the stack (its buckets, objects), run before anything is written: BadRequest.
+    check: Callable[[Any, Settings], None] | None = None
+    # The SQS intake's queue message → request body (None: the kind has no queue).
+    message: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def upload_for(self, request: BaseModel) -> Upload | None:
+        """The upload this request waits for, or None when it starts at once."""
+        return self.upload if self.upload is not None and self.upload.wanted(request) else None
 
 
 def _stereo_payload(job_id: str, request: StereoRequest, source: S3Location | None) -> Payload:
@@ -70,6 +96,44 @@ def _stereo_payload(job_id: str, request: StereoRequest, source: S3Location | No
         "source": {"bucket": source.bucket, "key": source.key},
         "params": request.model_dump(mode="json", include={"layout", "baseline", "convergence"}),
     }
+
+
+def _video_payload(job_id: str, request: VideoRequest, source: S3Location | None) -> Payload:
+    """The request, where its clips go (`videos/{parent_id}/{task_id}/`) and its image ("" for none)."""
+    image = source.uri if source is not None else (request.image_uri or "")
+    return {
+        "job_id": job_id,
+        "request": request.model_dump(mode="json"),
+        "output_prefix": keys.video_prefix(request.parent_id, request.task_id),
+        "image_uri": image,
+    }
+
+
+def _video_job_id(request: VideoRequest) -> str:
+    return keys.derived_job_id(JobKind.VIDEO.value, request.parent_id, request.task_id)
+
+
+def _check_video(request: VideoRequest, settings: Settings) -> None:
+    if request.image_uri:
+        images.check_image_uri(request.image_uri, settings)
+
+
+def _video_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The seed message as it comes (raw or SNS-unwrapped): its fields are the request's."""
+    return {"kind": JobKind.VIDEO.value, **message}
+
+
+def _tts_job_id(request: TtsRequest) -> str:
+    """Derived from parent_id and task_id when the request carries both (a queue redelivery is the same
+    job); a fresh id otherwise."""
+    if request.parent_id and request.task_id:
+        return keys.derived_job_id(JobKind.TTS.value, request.parent_id, request.task_id)
+    return keys.new_job_id(JobKind.TTS.value)
+
+
+def _tts_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The TTS queue's message (raw or SNS-unwrapped): the request's fields, `kind` optional."""
+    return {**message, "kind": JobKind.TTS.value}
 
 
 def _request_payload(job_id: str, request: BaseModel, source: S3Location | None) -> Payload:
@@ -108,16 +172,45 @@ WORKFLOWS: tuple[Workflow, ...] = (
     Workflow(
         kind=JobKind.VIDEO,
         request=VideoRequest,
-        summary="text or image to video clips (Wan 2.2 TI2V-5B on ECS GPU tasks)",
+        summary="text or image to video clips (Wan 2.2 TI2V-5B on ECS GPU tasks); the job id derives from "
+        "parent_id and task_id",
         state_machine_setting="video_state_machine_arn",
-        payload=_request_payload,
+        payload=_video_payload,
+        outputs=(
+            Output("0.mp4", keys.SOURCE_CONTENT_TYPE, "the first clip (videos/{parent_id}/{task_id}/0.mp4)"),
+            Output("1.mp4", keys.SOURCE_CONTENT_TYPE, "the second clip, when num_videos is 2"),
+        ),
+        upload=Upload(
+            "image.upload",
+            "image/png",
+            lambda request: MAX_IMAGE_BYTES,
+            images.sniff_image,
+            "InvalidImage",
+            wanted=lambda request: getattr(request, "image_upload", None) is not None,
+            content_type_of=lambda request: str(getattr(request, "image_upload", None) or "image/png"),
+        ),
+        stages=("provisioning", "generating", "uploading"),
+        job_id=_video_job_id,
+        check=_check_video,
+        message=_video_message,
     ),
     Workflow(
         kind=JobKind.TTS,
         request=TtsRequest,
-        summary="text to narration with word-aligned subtitles (Kokoro on a SageMaker async endpoint)",
+        summary="text to narration with word-aligned subtitles (Kokoro on a SageMaker async endpoint); "
+        "with parent_id and task_id the job id derives from them",
         state_machine_setting="tts_state_machine_arn",
         payload=_request_payload,
+        outputs=(
+            Output("narration.wav", "audio/wav", "the narration, 16-bit PCM (24 kHz with kokoro)"),
+            Output("narration.m4a", "audio/mp4", "the narration, AAC"),
+            Output("narration.srt", "application/x-subrip", "subtitles cut at sentences, 2 lines of 42"),
+            Output("narration.vtt", "text/vtt", "the same cues as WebVTT"),
+            Output("words.json", "application/json", "every word's start_ms and end_ms"),
+        ),
+        stages=("synthesizing",),
+        job_id=_tts_job_id,
+        message=_tts_message,
     ),
     Workflow(
         kind=JobKind.STORY,

@@ -23,6 +23,8 @@ class Settings(BaseModel):
     upload_expires_seconds: int = Field(3600, alias="UPLOAD_EXPIRES_SECONDS")
     download_expires_seconds: int = Field(3600, alias="DOWNLOAD_EXPIRES_SECONDS")
     callback_ttl_seconds: int = Field(3 * 86400, alias="CALLBACK_TTL_SECONDS")
+    job_kind: str = Field("", alias="JOB_KIND")  # the kind an intake function takes from its queue
+    dead_letter_queue_url: str = Field("", alias="DEAD_LETTER_QUEUE_URL")  # where unrecordable messages go
 
     @classmethod
     def from_env(cls) -> Settings:

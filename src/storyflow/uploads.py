@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from storyflow import aws, registry, workflows
 from storyflow.errors import NotFound
@@ -24,7 +25,7 @@ MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def _check_upload(
-    bucket: str, key: str, upload: Upload, max_bytes: int, ticketed: bool
+    bucket: str, key: str, upload: Upload, max_bytes: int, ticketed: bool, required_type: str = ""
 ) -> tuple[str, str] | None:
     """(error, cause) when the object breaks its ticket's rules, else None. S3 enforces the presigned POST's
     conditions, but an object can also be put with other credentials: the size and type are checked here
@@ -34,10 +35,10 @@ def _check_upload(
     size, content_type = int(head.get("ContentLength", 0)), str(head.get("ContentType", ""))
     if size > max_bytes:
         return "UploadTooLarge", f"the upload is {size} bytes; its ticket allows at most {max_bytes}"
-    if ticketed and size and content_type.split(";", 1)[0].strip().lower() != upload.content_type:
+    if ticketed and size and content_type.split(";", 1)[0].strip().lower() != required_type:
         return (
             "InvalidUpload",
-            f"the upload's Content-Type is {content_type!r}; {upload.content_type} is required",
+            f"the upload's Content-Type is {content_type!r}; {required_type} is required",
         )
     first = (
         s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")["Body"].read()
@@ -65,7 +66,12 @@ def on_source_uploaded(bucket: str, raw_key: str, size: int, settings: Settings)
     except NotFound:
         ticketed = False
         # Uploaded straight to S3 (not through POST /jobs): the job is created with default parameters.
-        job = store.create(workflow.kind, job_id, workflow.request().model_dump(mode="json"))
+        try:
+            defaults = workflow.request().model_dump(mode="json")
+        except ValidationError:  # a kind whose request has required fields needs its job first
+            logger.info("ignored: an upload with no job, and the kind has no defaults", extra={"key": key})
+            return None
+        job = store.create(workflow.kind, job_id, defaults)
         logger.info("job created for a direct upload", extra={"job_id": job_id, "kind": workflow.kind})
     if job.kind is not workflow.kind or job.status is not JobStatus.QUEUED:
         logger.info(
@@ -75,7 +81,9 @@ def on_source_uploaded(bucket: str, raw_key: str, size: int, settings: Settings)
         return None
     request = workflow.request.model_validate(job.request)
     try:
-        problem = _check_upload(bucket, key, upload, upload.max_bytes(request), ticketed)
+        problem = _check_upload(
+            bucket, key, upload, upload.max_bytes(request), ticketed, upload.content_type_for(request)
+        )
     except ClientError as error:
         if aws.error_code(error) not in MISSING:
             raise

@@ -29,7 +29,15 @@ from tests.support.target import REGION_ENV, STACK_ENV, IntegrationTarget, from_
 ROOT = Path(__file__).resolve().parents[2]
 # A stereo job whose segment 00001 the stereo engine fails on (contract: STEREO_FAIL_INPUT_SUBSTRING).
 FAULTY_STEREO_JOB = "st-faulty-0000000001"
-CONTAINER_ENVIRONMENT = {"STEREO_FAIL_INPUT_SUBSTRING": f"{FAULTY_STEREO_JOB}/00001"}
+# A tts text the tts engine fails on (contract: TTS_FAIL_TEXT_SUBSTRING; tests/integration/test_tts.py).
+FAULTY_TTS_TEXT = "storyflow-tts-injected-fault"
+# A video prompt the video container fails on (contract: VIDEO_FAIL_PROMPT_SUBSTRING; test_video.py).
+FAULTY_VIDEO_PROMPT = "storyflow-video-injected-fault"
+CONTAINER_ENVIRONMENT = {
+    "STEREO_FAIL_INPUT_SUBSTRING": f"{FAULTY_STEREO_JOB}/00001",
+    "TTS_FAIL_TEXT_SUBSTRING": FAULTY_TTS_TEXT,
+    "VIDEO_FAIL_PROMPT_SUBSTRING": FAULTY_VIDEO_PROMPT,
+}
 # The on-demand backend on a short clock (template defaults: 900 s lifetime, 300 s grace, 10 periods):
 # lives 8 s after the last ping, never stopped in its first 4 s, idle alarm after 2 periods of 60 s
 # (2 local seconds at the local cloud's time scale of 1/60). Only tests/integration/test_backend.py uses them.

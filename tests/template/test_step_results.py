@@ -89,7 +89,7 @@ def _container_env(task_definition: dict[str, Any]) -> dict[str, Any]:
 def test_the_ecs_steps_task_definitions_set_result_bucket_to_the_output_bucket() -> None:
     for machine in _definitions():
         substitutions = RESOURCES[machine]["Properties"].get("DefinitionSubstitutions", {})
-        for _, name, state, _ in ECS_STEPS:
+        for _, name, state, _ in (step for step in ECS_STEPS if step[0] == machine):
             placeholder = re.fullmatch(r"\$\{(\w+)\}", state["Parameters"]["TaskDefinition"])
             assert placeholder, f"{name}: TaskDefinition is not a ${{...}} substitution"
             ref = substitutions[placeholder[1]]

@@ -70,13 +70,19 @@ def test_user_api_routes_each_api_route_to_the_same_function(route: tuple[str, s
     assert integrated_function(user_api_operation(path, method)) == function
 
 
+def is_cors_preflight(method: str, operation: dict[str, Any]) -> bool:
+    """SAM's CORS preflight: OPTIONS answered by a mock integration (a browser sends it without a token)."""
+    return method == "options" and operation["x-amazon-apigateway-integration"]["type"] == "mock"
+
+
 def test_every_user_api_method_requires_the_user_pool() -> None:
     body = user_api_body()
     operations = [
         operation
         for item in body["paths"].values()
         for method, operation in item.items()
-        if method in METHODS or method == "x-amazon-apigateway-any-method"
+        if (method in METHODS or method == "x-amazon-apigateway-any-method")
+        and not is_cors_preflight(method, operation)
     ]
     assert operations
     for operation in operations:
@@ -85,13 +91,33 @@ def test_every_user_api_method_requires_the_user_pool() -> None:
     assert authorizer == {"type": "cognito_user_pools", "providerARNs": [POOL]}
 
 
+def test_cors_preflights_allow_only_the_dashboards_origin() -> None:
+    # Given UserApi in Cognito mode  Then every path has an unauthenticated OPTIONS preflight whose
+    # Access-Control-Allow-Origin is the dashboard's CloudFront domain (never "*")
+    dashboard = {"Fn::Sub": "'https://${Dashboard.DomainName}'"}
+    for path, item in user_api_body()["paths"].items():
+        preflight = item.get("options")
+        assert preflight is not None and is_cors_preflight("options", preflight), path
+        assert "security" not in preflight or preflight["security"] in ([], [{"NONE": []}]), path
+        headers = preflight["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == dashboard, path
+    responses = cognito_mode()["Resources"]["UserApi"]["Properties"]["Body"][
+        "x-amazon-apigateway-gateway-responses"
+    ]
+    for response in responses.values():
+        assert (
+            response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == dashboard
+        )
+
+
 def test_each_function_behind_user_api_may_be_invoked_by_it() -> None:
     transformed = cognito_mode()["Resources"]
     functions = {
         integrated_function(operation)
         for item in user_api_body()["paths"].values()
         for operation in item.values()
-        if isinstance(operation, dict) and "x-amazon-apigateway-integration" in operation
+        if isinstance(operation, dict)
+        and operation.get("x-amazon-apigateway-integration", {}).get("type") == "aws_proxy"
     }
     permitted = {
         r["Properties"]["FunctionName"]["Ref"]

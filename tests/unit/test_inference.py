@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from storyflow import aws, inference
 from storyflow.jobstore import JobStore
-from storyflow.models import JobKind
+from storyflow.models import JobKind, JobStatus
 from storyflow.settings import Settings
 from tests.support.functions import FakeContext, load_event, load_handler
 
@@ -88,6 +88,17 @@ def answers(recorder: Recorder) -> list[tuple[str, dict[str, Any]]]:
     return [(name, kwargs) for name, kwargs in recorder.calls if name.startswith("send_task")]
 
 
+@pytest.fixture
+def jobs(stack: dict[str, Any]) -> JobStore:
+    """Given the stereo and tts jobs the work items belong to, running."""
+    store = JobStore("JobsTable")
+    for kind, job_id in ((JobKind.STEREO, JOB_ID), (JobKind.TTS, TTS_JOB)):
+        store.create(kind, job_id, {})
+        store.transition(job_id, JobStatus.RUNNING)
+    return store
+
+
+@pytest.mark.usefixtures("jobs")
 class TestSubmit:
     def test_the_token_is_in_the_table_when_the_endpoint_is_invoked(self, fakes: dict[str, Recorder]) -> None:
         # Given an endpoint that looks up the callback row at the moment it is invoked
@@ -164,12 +175,12 @@ class TestSubmit:
         assert boto3.client("dynamodb").scan(TableName="InferenceCallbacksTable")["Count"] == 0
 
 
+@pytest.mark.usefixtures("jobs")
 class TestResult:
     def test_success_answers_the_token_once_and_counts_progress_once(
         self, fakes: dict[str, Recorder]
     ) -> None:
-        # Given a queued job and a submitted segment
-        JobStore("JobsTable").create(JobKind.STEREO, JOB_ID, {})
+        # Given a running job and a submitted segment
         inference_id = submit(segment_item())
         handler = load_handler("inference_result")
         # When the success notification is delivered twice (SNS is at-least-once)
@@ -192,13 +203,13 @@ class TestResult:
     def test_failure_answers_with_the_containers_error_and_records_it(
         self, fakes: dict[str, Recorder]
     ) -> None:
-        JobStore("JobsTable").create(JobKind.STEREO, JOB_ID, {})
         inference_id = submit(segment_item(2))
         load_handler("inference_result")(
             notification("sagemaker_async_failure.json", inference_id), FakeContext()
         )
         [(name, call)] = answers(fakes["stepfunctions"])
-        assert name == "send_task_failure" and call["error"] == inference.FAILURE_ERROR
+        # (the container answered 500: a transient failure, which the state machine retries)
+        assert name == "send_task_failure" and call["error"] == inference.TRANSIENT_FAILURE
         assert call["cause"].startswith("item 00002: InjectedFault: fault injected")
         failed = inference.first_failed_item(JOB_ID, Settings.from_env())
         assert failed is not None and failed["error"] == "InjectedFault" and int(failed["segment_index"]) == 2
@@ -208,3 +219,133 @@ class TestResult:
             notification("sagemaker_async_success.json", "unknown-inference"), FakeContext()
         )
         assert answers(fakes["stepfunctions"]) == []
+
+
+def failed_notification(inference_id: str, reason: str) -> dict[str, Any]:
+    event = notification("sagemaker_async_failure.json", inference_id)
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message | {"failureReason": reason})
+    return event
+
+
+def tags(bucket: str, key: str) -> dict[str, str]:
+    tag_set = boto3.client("s3").get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+    return {t["Key"]: t["Value"] for t in tag_set}
+
+
+def model_said(status: int, error: str) -> str:
+    """A failureReason as SageMaker (and the local cloud) write it for an answer of the model container."""
+    kind = "client" if status < 500 else "server"
+    body = json.dumps({"error": error, "cause": "because"})
+    return f'ClientError: Received {kind} error ({status}) from model with message "{body}". See the logs.'
+
+
+class TestFailureClass:
+    @pytest.mark.parametrize(
+        ("reason", "expected"),
+        [
+            (model_said(400, "InvalidParams"), inference.CLIENT_FAILURE),
+            (model_said(400, "InvalidRequest"), inference.CLIENT_FAILURE),
+            (model_said(422, "NotAVideo"), inference.CLIENT_FAILURE),
+            (model_said(404, "InputNotFound"), inference.CLIENT_FAILURE),
+            (model_said(500, "InjectedFault"), inference.TRANSIENT_FAILURE),
+            (model_said(503, "EngineNotReady"), inference.TRANSIENT_FAILURE),
+            (model_said(429, "ThrottlingException"), inference.TRANSIENT_FAILURE),
+            ("ModelError: <urlopen error [Errno 104] Connection reset by peer>", inference.TRANSIENT_FAILURE),
+            ("ModelNotReadyException: the model is loading", inference.TRANSIENT_FAILURE),
+            ('{"error": "UnprocessableInput", "cause": "empty text"}', inference.CLIENT_FAILURE),
+            ("", inference.TRANSIENT_FAILURE),
+        ],
+    )
+    def test_deterministic_model_errors_are_client_failures_and_the_rest_transient(
+        self, reason: str, expected: str
+    ) -> None:
+        detail = inference.AsyncNotification.model_validate(
+            {"inferenceId": "x", "invocationStatus": "Failed", "failureReason": reason}
+        )
+        error, _ = inference._failure_detail(detail)
+        assert inference.failure_class(error, reason) == expected
+
+    @pytest.mark.usefixtures("jobs")
+    def test_a_client_failure_answers_the_token_with_the_class_the_state_machine_does_not_retry(
+        self, fakes: dict[str, Recorder]
+    ) -> None:
+        # Given a submitted segment the model refuses (not a video: 422)
+        inference_id = submit(segment_item(3))
+        # When the failure notification arrives
+        load_handler("inference_result")(
+            failed_notification(inference_id, model_said(422, "NotAVideo")), FakeContext()
+        )
+        # Then the token fails InferenceFailed.Client; the item keeps the container's error (the job's error)
+        [(name, call)] = answers(fakes["stepfunctions"])
+        assert (name, call["error"]) == ("send_task_failure", inference.CLIENT_FAILURE)
+        assert call["cause"].startswith("item 00003: NotAVideo: because")
+        failed = inference.first_failed_item(JOB_ID, Settings.from_env())
+        assert failed is not None and (failed["error"], failed["cause"]) == ("NotAVideo", "because")
+
+
+class TestCancelledJob:
+    def test_an_item_of_a_cancelled_job_is_refused_before_anything_is_invoked(
+        self, fakes: dict[str, Recorder], jobs: JobStore
+    ) -> None:
+        # Given a job that was cancelled
+        jobs.transition(JOB_ID, JobStatus.CANCELLED)
+        # When the state machine still sends one of its work items
+        with pytest.raises(Exception, match="no longer queued or running") as raised:
+            submit(segment_item(4))
+        # Then it is refused with a typed error, and nothing was invoked, stored or written
+        assert type(raised.value).__name__ == "JobNotActive"
+        assert fakes["sagemaker-runtime"].calls == []
+        assert boto3.client("dynamodb").scan(TableName="InferenceCallbacksTable")["Count"] == 0
+        assert boto3.client("s3").list_objects_v2(Bucket="storyflow-output").get("KeyCount") == 0
+
+    def test_an_item_of_an_unknown_job_is_refused(self, fakes: dict[str, Recorder], jobs: JobStore) -> None:
+        with pytest.raises(Exception, match="no longer queued or running"):
+            submit(segment_item(0, job_id="stereo-20261123-ffffffffffff"))
+        assert fakes["sagemaker-runtime"].calls == []
+
+    def test_a_result_after_cancel_counts_nothing_and_tags_its_late_output(
+        self, fakes: dict[str, Recorder], jobs: JobStore
+    ) -> None:
+        # Given a submitted segment whose job is cancelled while it runs, and its output written late
+        inference_id = submit(segment_item(1))
+        jobs.transition(JOB_ID, JobStatus.CANCELLED)
+        s3 = boto3.client("s3")
+        s3.put_object(Bucket="storyflow-output", Key=f"jobs/{JOB_ID}/segments/00001.mp4", Body=b"late")
+
+        # ... and Step Functions refusing the token (its execution was aborted)
+        def aborted(name: str, kwargs: dict[str, Any]) -> None:
+            error = {"Error": {"Code": "TaskTimedOut", "Message": "Provided task does not exist anymore"}}
+            raise ClientError(error, name)
+
+        fakes["stepfunctions"].on_call = aborted
+        # When its success notification arrives
+        load_handler("inference_result")(
+            notification("sagemaker_async_success.json", inference_id), FakeContext()
+        )
+        # Then progress did not move, no completion was recorded, the waiting row is gone
+        assert jobs.get(JOB_ID).progress.done == 0
+        assert boto3.client("dynamodb").scan(TableName="SegmentCompletionsTable")["Count"] == 0
+        assert callback_row(inference_id) is None
+        # ... the refused answer was tolerated, and the late output is tagged to expire
+        assert [name for name, _ in answers(fakes["stepfunctions"])] == ["send_task_success"]
+        assert tags("storyflow-output", f"jobs/{JOB_ID}/segments/00001.mp4") == {
+            "storyflow-lifecycle": "expire-intermediate"
+        }
+
+    def test_a_failure_after_cancel_records_nothing(self, fakes: dict[str, Recorder], jobs: JobStore) -> None:
+        inference_id = submit(segment_item(2))
+        jobs.transition(JOB_ID, JobStatus.CANCELLED)
+        load_handler("inference_result")(
+            notification("sagemaker_async_failure.json", inference_id), FakeContext()
+        )
+        assert inference.first_failed_item(JOB_ID, Settings.from_env()) is None
+        assert callback_row(inference_id) is None
+
+    def test_progress_is_not_counted_once_the_job_is_cancelled(self, jobs: JobStore) -> None:
+        # Given a running job that counted one item, then was cancelled
+        assert jobs.add_progress(JOB_ID, only_active=True) is True
+        jobs.transition(JOB_ID, JobStatus.CANCELLED)
+        # When another item would count  Then it does not
+        assert jobs.add_progress(JOB_ID, only_active=True) is False
+        assert jobs.get(JOB_ID).progress.done == 1

@@ -36,8 +36,8 @@ def test_video_defaults_are_exactly_the_seed_message_defaults() -> None:
     # Given only the required seed message fields  When parsed
     video = VideoRequest.model_validate(SEED)
 
-    # Then every field and default is the seed format's (plus kind; image_uri optional and unset)
-    assert video.model_dump(exclude={"kind", "image_uri"}) == {
+    # Then every field and default is the seed format's (plus kind, and the optional clip length and image)
+    assert video.model_dump(exclude={"kind", "image_uri", "image_upload", "num_frames", "fps"}) == {
         "parent_id": "parent-1",
         "task_id": "task-1",
         "prompt": "a lighthouse at dusk",
@@ -55,7 +55,8 @@ def test_video_defaults_are_exactly_the_seed_message_defaults() -> None:
 def test_a_full_seed_message_parses_unchanged() -> None:
     message = {**SEED, "seed": 42, "steps": 30, "guidance": 5.5, "width": 832, "height": 480, "num_videos": 2}
     message["negative_prompt"] = "blurry"
-    assert VideoRequest.model_validate(message).model_dump(exclude={"kind", "image_uri"}) == message
+    optional = {"kind", "image_uri", "image_upload", "num_frames", "fps"}
+    assert VideoRequest.model_validate(message).model_dump(exclude=optional) == message
 
 
 @pytest.mark.parametrize(

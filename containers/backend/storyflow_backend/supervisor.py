@@ -9,15 +9,17 @@ reopened and the database counts as changed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 
@@ -182,6 +184,29 @@ class Snapshotter:
         self._ident = None
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A `preexec_fn` that has the kernel SIGKILL the child when its parent dies (Linux's
+    PR_SET_PDEATHSIG), and kills it at once if the parent is already gone; None off Linux.
+
+    libc is loaded here, before the fork: the child only calls into it. The signal follows the thread
+    that forks: the supervisor starts its app from its main thread, which lives as long as it does.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died between fork and prctl
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def _exit_status(returncode: int) -> int:
     """A child's returncode as a shell-style exit status (killed by signal N → 128 + N)."""
     return 128 - returncode if returncode < 0 else returncode
@@ -215,8 +240,14 @@ class Supervisor:
         return env
 
     def _start_app(self) -> subprocess.Popen[bytes]:
-        # A new session: a terminal's Ctrl-C reaches only the supervisor, which forwards SIGTERM.
-        proc = subprocess.Popen(self.config.app_command, env=self._app_env(), start_new_session=True)
+        # A new session: a terminal's Ctrl-C reaches only the supervisor, which forwards SIGTERM. And the
+        # app dies with the supervisor, however it dies (SIGKILL too): never an orphan holding the port.
+        proc = subprocess.Popen(
+            self.config.app_command,
+            env=self._app_env(),
+            start_new_session=True,
+            preexec_fn=die_with_parent(os.getpid()),
+        )
 
         def wait_for_exit() -> None:
             proc.wait()

@@ -209,6 +209,20 @@ def _split(
         audio = AudioCopy.start(container, stream, audio_path)
         audio_index = -1 if audio is None else audio.stream.index
         gop: list[Packet[VideoStream]] = []
+        timestamps = _DecodeTimestamps(splitter.frame_ticks)
+
+        def take(packet: Packet[VideoStream]) -> None:
+            nonlocal gop
+            assert packet.pts is not None
+            if not gop:  # the very first packet
+                check_bitstream(stream.codec_context, packet, source.name)
+                if not packet.is_keyframe:
+                    raise _NeedsReencode("the video does not start on a keyframe")
+            if packet.is_keyframe and gop:
+                splitter.add(gop, packet.pts)
+                gop = []
+            gop.append(packet)
+
         try:
             for demuxed in container.demux(stream if audio is None else (stream, audio.stream)):
                 if demuxed.stream_index == audio_index and audio is not None:
@@ -217,14 +231,10 @@ def _split(
                 packet = cast("Packet[VideoStream]", demuxed)  # demux() reads no other stream
                 if packet.pts is None:  # the demuxer's flush packet
                     continue
-                if not gop:  # the very first packet
-                    check_bitstream(stream.codec_context, packet, source.name)
-                    if not packet.is_keyframe:
-                        raise _NeedsReencode("the video does not start on a keyframe")
-                if packet.is_keyframe and gop:
-                    splitter.add(gop, packet.pts)
-                    gop = []
-                gop.append(packet)
+                for ready in timestamps.add(packet):
+                    take(ready)
+            for ready in timestamps.finish():
+                take(ready)
             if not gop:
                 raise NotAVideo("the video stream has no frames", source.name)
             splitter.add(gop, splitter.last_end(gop))
@@ -235,6 +245,56 @@ def _split(
             if audio is not None:
                 audio.abort()
             raise
+
+
+class _DecodeTimestamps:
+    """Gives every packet a decode timestamp before it is muxed into MP4 (which needs them).
+
+    Matroska stores presentation times only: with B-frames, the demuxer cannot tell the first packets'
+    DTS (they come out without one) until a packet that has one. Those are filled in backwards, one
+    frame apart, from that packet's DTS (never after their PTS), as FFmpeg's own remux would order them.
+    A DTS missing later on, or one that cannot be placed, falls back to re-encoding.
+    """
+
+    #: Leading packets without a DTS held back at most (a B-frame pyramid is a few frames deep).
+    MAX_PENDING = 32
+
+    def __init__(self, frame_ticks: Fraction) -> None:
+        self.step = max(1, round(frame_ticks))
+        self.pending: list[Packet[VideoStream]] = []
+        self.seen = False
+
+    def add(self, packet: Packet[VideoStream]) -> list[Packet[VideoStream]]:
+        if packet.dts is None:
+            if self.seen:
+                raise _NeedsReencode("a video packet without a decode timestamp")
+            self.pending.append(packet)
+            if len(self.pending) > self.MAX_PENDING:
+                raise _NeedsReencode(f"no decode timestamps in the first {self.MAX_PENDING} video packets")
+            return []
+        self.seen = True
+        return [*self._backfill(packet.dts), packet]
+
+    def finish(self) -> list[Packet[VideoStream]]:
+        """The packets still held when the stream ends (a stream that never had a DTS)."""
+        if not self.pending:
+            return []
+        pts = [p.pts for p in self.pending if p.pts is not None]
+        if pts != sorted(pts):  # reordered frames, and nothing to derive their decode order from
+            raise _NeedsReencode("video packets without decode timestamps")
+        for packet in self.pending:
+            packet.dts = packet.pts
+        ready, self.pending = self.pending, []
+        return ready
+
+    def _backfill(self, known: int) -> list[Packet[VideoStream]]:
+        ready, self.pending = self.pending, []
+        for back, packet in enumerate(reversed(ready), start=1):
+            dts = known - back * self.step
+            if packet.pts is not None and dts > packet.pts:
+                raise _NeedsReencode("decode timestamps cannot be derived for the first video packets")
+            packet.dts = dts
+        return ready
 
 
 def reencode_with_keyframes(
@@ -287,6 +347,8 @@ def _reencode(
             last_pts = pts
             if origin is None:
                 origin = pts
+                if frame.rotation:  # keep the display matrix, as stream copy does (before any encode)
+                    enc.set_display_rotation(frame.rotation)
             if (width, height) != (frame.width, frame.height):
                 frame = _pad_to(frame, width, height)
             frame.pts, frame.time_base = pts - origin, tb

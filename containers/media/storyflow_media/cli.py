@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 from storyflow_media import __version__, keys, s3io
 from storyflow_media.audio import SourceAudio
 from storyflow_media.chunk import chunk
-from storyflow_media.errors import BadManifest, MediaError, NotAVideo, Terminated
+from storyflow_media.errors import BadManifest, MediaError, NotAVideo, Terminated, TruncatedVideo
 from storyflow_media.reassemble import reassemble
 
 log = logging.getLogger("storyflow_media")
@@ -265,17 +265,32 @@ COMMANDS = {"chunk": run_chunk, "reassemble": run_reassemble}
 
 @contextmanager
 def _named(uris: Mapping[str, str]) -> Iterator[None]:
-    """Report a NotAVideo by the S3 URI of the file rather than its local name."""
+    """Report a NotAVideo or TruncatedVideo by the S3 URI of the file rather than its local name."""
     try:
         yield
     except NotAVideo as exc:
         if exc.where is None or exc.where not in uris:
             raise
         raise NotAVideo(exc.reason, uris[exc.where]) from None
+    except TruncatedVideo as exc:
+        if exc.where not in uris:
+            raise
+        raise TruncatedVideo(uris[exc.where], exc.size, exc.expected, exc.frames, exc.total_frames) from None
+
+
+def scrub_paths(message: str, work: Path | None) -> str:
+    """`message` without the container's scratch paths (a user cannot act on them): a file under the work
+    directory is named relative to it (`segments/00000.mp4`), the directory itself `<workdir>`."""
+    if work is None:
+        return message
+    for root in dict.fromkeys((str(work), str(work.resolve()))):
+        message = message.replace(root + os.sep, "").replace(root, "<workdir>")
+    return message
 
 
 class StepReport:
-    """Where the command leaves its result.json / error.json: s3://$RESULT_BUCKET/jobs/J/steps/<command>/.
+    """Where the command leaves its result.json / error.json: s3://$RESULT_BUCKET/jobs/J/steps/<command>/,
+    tagged intermediate (read once, by the state machine and the job's status; the job keeps the error).
 
     Without RESULT_BUCKET (a developer's shell, most tests) nothing is written.
     """
@@ -290,7 +305,8 @@ class StepReport:
     def success(self, result: dict[str, Any]) -> None:
         """Write result.json; an error here fails the command (the result is part of its output)."""
         if self.bucket is not None:
-            s3io.put_json(s3io.s3_client(), self.bucket, keys.step_result_key(self.job, self.step), result)
+            key = keys.step_result_key(self.job, self.step)
+            s3io.put_json(s3io.s3_client(), self.bucket, key, result, intermediate=True)
 
     def failure(self, error: str, message: str, exit_code: int, quick: bool = False) -> None:
         """Write error.json; never raises, so the original error is always the one reported."""
@@ -306,7 +322,7 @@ class StepReport:
         }
         try:
             client = s3io.quick_s3_client() if quick else s3io.s3_client()
-            s3io.put_json(client, self.bucket, key, document)
+            s3io.put_json(client, self.bucket, key, document, intermediate=True)
         except Exception as exc:  # reported, then the original error stands
             where = s3io.uri(self.bucket, key)
             print(
@@ -367,25 +383,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     report = StepReport.from_env(args.job_id, args.command)
     signals = _Signals(report)
+    work: Path | None = None
     try:
         with signals, tempfile.TemporaryDirectory(prefix="storyflow-media-", dir=args.workdir) as tmp:
-            result = COMMANDS[args.command](args, Path(tmp))
+            work = Path(tmp)
+            result = COMMANDS[args.command](args, work)
             report.success(result)
     except Terminated:
         signals.exit()
     except MediaError as exc:
-        return _fail(report, exc, exc.exit_code)
+        return _fail(report, exc, exc.exit_code, work)
     except Exception as exc:
         log.info("failed", exc_info=True)  # the traceback, with -v only
-        return _fail(report, exc, 1)
+        return _fail(report, exc, 1, work)
     log.info("%s done in %.2fs", args.command, time.monotonic() - started)
     print(json.dumps(result, separators=(",", ":")), flush=True)
     return 0
 
 
-def _fail(report: StepReport, exc: BaseException, exit_code: int) -> int:
-    """The one stderr line first (the logs have it even if S3 hangs), then error.json."""
-    name, message = type(exc).__name__, _one_line(exc)
+def _fail(report: StepReport, exc: BaseException, exit_code: int, work: Path | None = None) -> int:
+    """The one stderr line first (the logs have it even if S3 hangs), then error.json; neither shows
+    the scratch directory's paths."""
+    name, message = type(exc).__name__, scrub_paths(_one_line(exc), work)
     print(f"error: {name}: {message}", file=sys.stderr, flush=True)
     report.failure(name, message, exit_code)
     return exit_code

@@ -19,6 +19,23 @@ class NotAVideo(MediaError):
         self.reason, self.where = reason, where
 
 
+class TruncatedVideo(MediaError):
+    """The file ends before the data its index describes (an upload cut short): what is there would
+    convert to a shorter video without a word, so it is refused, saying how much is missing."""
+
+    exit_code = 2
+
+    def __init__(self, where: str, size: int, expected: int, frames: int, total_frames: int) -> None:
+        missing = expected - size
+        super().__init__(
+            f"{where}: truncated: the file has {size} bytes but its index describes {expected} "
+            f"({missing} bytes, {missing / expected:.0%}, missing); only {frames} of {total_frames} "
+            "video frames are present"
+        )
+        self.where, self.size, self.expected = where, size, expected
+        self.frames, self.total_frames = frames, total_frames
+
+
 class BadManifest(MediaError):
     """The chunk manifest is missing, malformed, or has gaps."""
 

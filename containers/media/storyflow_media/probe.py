@@ -13,7 +13,7 @@ from av.stream import Discard, Disposition
 from av.video.codeccontext import VideoCodecContext
 from av.video.stream import VideoStream
 
-from storyflow_media.errors import NotAVideo
+from storyflow_media.errors import NotAVideo, TruncatedVideo
 
 #: Opening options for files that are only demuxed: stream probing skips decoding a frame (the pixel
 #: format stays unknown, which stream copy does not need) ...
@@ -44,12 +44,29 @@ def open_video(path: Path, *, decode: bool = True) -> Iterator[tuple[InputContai
         )
         if stream is None:
             raise NotAVideo(f"no video stream (container {fmt})", path.name)
+        check_complete(container, stream, path)
         for other in container.streams:
             if other is not stream:
                 other.discard = Discard.all
         yield container, stream
     finally:
         container.close()
+
+
+def check_complete(container: InputContainer, video: VideoStream, path: Path) -> None:
+    """TruncatedVideo when the file ends before the samples its index (an MP4/MOV `moov`, Matroska cues)
+    places: the demuxer would just stop early, and the job would "succeed" with part of the video."""
+    size = path.stat().st_size
+    expected, frames, total = size, 0, 0
+    for stream in container.streams:
+        entries = stream.index_entries
+        if stream is video:
+            total = len(entries)
+            frames = sum(1 for entry in entries if entry.pos + entry.size <= size)
+        for entry in entries:
+            expected = max(expected, entry.pos + entry.size)
+    if expected > size:
+        raise TruncatedVideo(path.name, size, expected, frames, total)
 
 
 def open_container(path: Path, *, decode: bool = True) -> InputContainer:

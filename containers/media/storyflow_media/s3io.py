@@ -74,9 +74,11 @@ def get_json(s3: Any, bucket: str, key: str) -> Any:
     return json.loads(body)
 
 
-def put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
+def put_json(s3: Any, bucket: str, key: str, value: Any, *, intermediate: bool = False) -> None:
+    """Write `value` as JSON; `intermediate` tags it for the lifecycle rule in the same call."""
     body = json.dumps(value, separators=(",", ":")).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    tagging = {"Tagging": "=".join(LIFECYCLE_TAG)} if intermediate else {}
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **tagging)
 
 
 def tag_intermediate(s3: Any, bucket: str, key: str) -> bool:

@@ -53,13 +53,25 @@ def download(client: Any, uri: str, dest: Path) -> Path:
     return dest
 
 
-def upload(client: Any, src: Path, uri: str, content_type: str = "application/octet-stream") -> None:
+#: The tag of intermediates: the buckets' lifecycle rule expires them after a day.
+INTERMEDIATE_TAGGING = "storyflow-lifecycle=expire-intermediate"
+
+
+def upload(
+    client: Any,
+    src: Path,
+    uri: str,
+    content_type: str = "application/octet-stream",
+    tagging: str | None = None,
+) -> None:
+    """Write `src` to `uri`; `tagging` (URL-query form: INTERMEDIATE_TAGGING) tags it in the same call."""
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = parse_s3_uri(uri, "output_uri")
+    extra = {"ContentType": content_type, **({"Tagging": tagging} if tagging else {})}
     try:
-        client.upload_file(str(src), bucket, key, ExtraArgs={"ContentType": content_type})
+        client.upload_file(str(src), bucket, key, ExtraArgs=extra)
     except (ClientError, BotoCoreError, S3UploadFailedError) as exc:  # upload_file wraps ClientError
         raise StorageError(f"writing {uri} failed: {exc}") from exc
 

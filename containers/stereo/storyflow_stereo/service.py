@@ -59,7 +59,9 @@ class StereoService:
             src, dst = Path(tmp) / "input.mp4", Path(tmp) / "output.mp4"
             s3io.download(self._s3, request.input_uri, src)
             result = self.engine.render_file(src, dst, params)
-            s3io.upload(self._s3, dst, request.output_uri, MP4)
+            # A rendered segment is an intermediate (reassemble makes the final): tagged as it is written,
+            # so it expires even when its job fails or is cancelled before reassembling.
+            s3io.upload(self._s3, dst, request.output_uri, MP4, tagging=s3io.INTERMEDIATE_TAGGING)
         return {
             "output_uri": request.output_uri,
             "frames": result.frames,

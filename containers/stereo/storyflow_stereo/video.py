@@ -45,8 +45,27 @@ class Frame:
     planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
+def quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0-3) that make a frame upright, from its display matrix rotation
+    (degrees counter-clockwise, as `VideoFrame.rotation` reads it); rounded to the nearest quarter."""
+    return round(rotation / 90) % 4
+
+
+def _legacy_rotate_tag(metadata: dict[str, str]) -> int:
+    """The old `rotate` tag (degrees clockwise) some muxers write instead of a display matrix; 0 if none."""
+    try:
+        return -int(float(metadata.get("rotate", "0")))
+    except ValueError:
+        return 0
+
+
 class VideoReader:
-    """Decodes the first video stream of a file to BGR uint8 frames (decoder threads on)."""
+    """Decodes the first video stream of a file to BGR uint8 frames (decoder threads on).
+
+    Display rotation (the display matrix, or an old `rotate` tag) is applied: frames come out upright and
+    `info` gives the upright size, so what is rendered from them shows as the source does (a side-by-side
+    frame cannot carry a rotation itself: turned, its two views would no longer be side by side).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
@@ -61,9 +80,22 @@ class VideoReader:
         ctx = self._stream.codec_context
         rate = self._stream.average_rate or self._stream.guessed_rate or Fraction(25)
         time_base = self._stream.time_base or Fraction(1, 90000)
+        # The rotation is the stream's (a frame's side data says it too): known before the first frame.
+        self._decoder = self._container.decode(self._stream)
+        self._first: av.VideoFrame | None = None
+        self._first_error: av.error.FFmpegError | None = None
+        try:
+            self._first = next(self._decoder, None)
+        except av.error.FFmpegError as exc:
+            self._first_error = exc  # frames() reports it
+        rotation = self._first.rotation if self._first is not None else 0
+        self.turns = quarter_turns(rotation or _legacy_rotate_tag(dict(self._stream.metadata)))
+        width, height = int(ctx.width), int(ctx.height)
+        if self.turns % 2:
+            width, height = height, width
         self.info = VideoInfo(
-            width=int(ctx.width),
-            height=int(ctx.height),
+            width=width,
+            height=height,
             rate=Fraction(rate),
             time_base=Fraction(time_base),
             frames=int(self._stream.frames or 0),
@@ -88,17 +120,31 @@ class VideoReader:
         if kind not in ("bgr", "yuv420p"):
             raise ValueError(f"unknown frame kind {kind!r}")
         count = 0
+        turns = self.turns
         try:
-            for frame in self._container.decode(self._stream):
+            for frame in self._decoded():
                 count += 1
                 if kind == "bgr":
-                    yield Frame(frame.pts, bgr=frame.to_ndarray(format="bgr24"))
+                    bgr = frame.to_ndarray(format="bgr24")
+                    yield Frame(frame.pts, bgr=np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr)
                 else:
-                    yield Frame(frame.pts, planes=_yuv420p_planes(frame))
+                    planes = _yuv420p_planes(frame)
+                    if turns:
+                        y, u, v = (np.ascontiguousarray(np.rot90(plane, turns)) for plane in planes)
+                        planes = (y, u, v)
+                    yield Frame(frame.pts, planes=planes)
         except av.error.FFmpegError as exc:
             raise NotAVideo(f"not a video: decoding failed after {count} frames: {exc}") from exc
         if count == 0:
             raise NotAVideo("not a video: no decodable frame")
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        if self._first_error is not None:
+            raise self._first_error
+        first, self._first = self._first, None
+        if first is not None:
+            yield first
+        yield from self._decoder
 
     def frames_prefetched(self, kind: str = "bgr", depth: int = 4) -> Iterator[Frame]:
         """:meth:`frames`, decoded on a background thread (PyAV releases the GIL while decoding)."""

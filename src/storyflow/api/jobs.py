@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storyflow import keys, registry, workflows
+from storyflow import intermediates, keys, registry, workflows
 from storyflow.api.submit import signing_s3
 from storyflow.errors import Conflict, StoryflowError
 from storyflow.jobstore import JobStore
@@ -21,15 +21,23 @@ def list_jobs(status: JobStatus, limit: int, next_token: str | None, settings: S
 
 
 def cancel_job(job_id: str, settings: Settings) -> Job:
-    """queued/running -> stop the execution (if any) -> cancelled. A finished job is a 409."""
+    """queued/running -> cancelled -> stop the execution (if any) -> tag the job's intermediates for expiry.
+    A finished job is a 409.
+
+    The job is marked first, so whatever of its work is still in flight sees it cancelled: the submit
+    function refuses its work items and the result function counts nothing more. Stopping the execution
+    (ABORTED) stops its states, its `.sync` ECS tasks and invalidates its task tokens; the tagging covers
+    what exists now, and the result function tags the output of an inference that finishes later.
+    """
     store = JobStore(settings.require("jobs_table"))
     job = store.get(keys.check_job_id(job_id))
     if job.status.finished:
         raise Conflict(f"job {job_id} is already {job.status.value}; it cannot be cancelled", field="status")
+    cancelled = store.transition(job_id, JobStatus.CANCELLED)
     execution = job.execution_arn or _expected_execution(job, settings)
     if execution:
         workflows.stop(execution, cause="cancelled through the API")
-    cancelled = store.transition(job_id, JobStatus.CANCELLED)
+    intermediates.tag_job(job_id, settings)
     metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
     logger.info("job cancelled", extra={"job_id": job_id, "execution_arn": execution})
     return cancelled

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
 from storyflow import registry
-from storyflow.api import jobs, submit
+from storyflow.api import catalog, jobs, submit
 from storyflow.api.validation import ApiError, Health, check_body_size
 from storyflow.keys import JOB_ID_PATTERN
 from storyflow.models import Job, JobAccepted, JobOutputs, JobPage, JobStatus
@@ -137,6 +137,19 @@ def cancel_job(job_id: JobId) -> Job:
 )
 def job_outputs(job_id: JobId) -> JobOutputs:
     return jobs.job_outputs(job_id, Settings.from_env())
+
+
+@router.get(
+    "/workflows",
+    summary="The job kinds and what each needs",
+    description="Every registry entry: its summary, whether this stack runs it (`deployed`), its upload "
+    "(content type, size limit) or null, its outputs (name, media type), its stages and the JSON schema "
+    "of its `POST /jobs` body. Clients build their forms from it.",
+    responses=_ok(catalog.WorkflowList),
+    tags=["jobs"],
+)
+def list_workflows() -> catalog.WorkflowList:
+    return catalog.list_workflows(Settings.from_env())
 
 
 @router.get("/health", summary="Liveness (no auth)", responses=_ok(Health), tags=["health"])

@@ -28,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from storyflow import aws, keys, registry, workflows
+from storyflow import aws, intake, keys, registry, workflows
 from storyflow.errors import Conflict, TransientError
 from storyflow.jobstore import JobStore
 from storyflow.models import JobAccepted, JobError, JobStatus, UploadTicket
@@ -44,26 +44,39 @@ def submit_job(request: BaseModel, settings: Settings) -> JobAccepted:
     start now."""
     workflow = registry.get(getattr(request, "kind"))  # noqa: B009 - every registered request has a kind
     store = JobStore(settings.require("jobs_table"))
-    job_id = keys.new_job_id(workflow.kind.value)
-    if workflow.upload is not None:
-        upload = workflow.upload
+    # A kind may derive the id from the caller's ids (a repeat is the same job); else a fresh one.
+    job_id = workflow.job_id(request) if workflow.job_id else keys.new_job_id(workflow.kind.value)
+    if workflow.check is not None:
+        workflow.check(request, settings)  # BadRequest (400) before any write
+    upload = workflow.upload_for(request)
+    if upload is not None:
         ticket = presigned_upload(
-            upload.key(job_id), upload.content_type, upload.max_bytes(request), settings
+            upload.key(job_id), upload.content_type_for(request), upload.max_bytes(request), settings
         )
-        store.create(workflow.kind, job_id, request.model_dump(mode="json"))
+        job, created = intake.create_once(store, workflow, job_id, request)
+        if not created:
+            return JobAccepted(
+                job_id=job_id, status=job.status, upload=ticket if job.status is JobStatus.QUEUED else None
+            )
         metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)
         logger.info("job created; waiting for its upload", extra={"job_id": job_id, "kind": workflow.kind})
         return JobAccepted(job_id=job_id, status=JobStatus.QUEUED, upload=ticket)
 
     workflows.state_machine_arn(workflow, settings)  # WorkflowNotDeployed (400) before any write
-    store.create(workflow.kind, job_id, request.model_dump(mode="json"))
+    job, created = intake.create_once(store, workflow, job_id, request)
+    if not created and job.status is not JobStatus.QUEUED:
+        return JobAccepted(job_id=job_id, status=job.status)  # a repeat of a job that already started
     try:
         arn, _ = workflows.start(workflow, job_id, workflow.payload(job_id, request, None), settings)
     except (ClientError, BotoCoreError) as error:
-        # Never leave a queued job that nothing will run: record why it failed, then answer 503.
-        store.transition(
-            job_id, JobStatus.FAILED, error=JobError(error="StartExecutionFailed", cause=str(error)[:1000])
-        )
+        # Never leave a queued job that nothing will run: record why it failed, then answer 503. A job whose
+        # id derives from the request is removed instead, so that the caller's retry really submits again.
+        if workflow.job_id is not None:
+            store.discard_queued(job_id)
+        else:
+            store.transition(
+                job_id, JobStatus.FAILED, error=JobError(error="StartExecutionFailed", cause=str(error)[:1000])
+            )
         logger.exception("could not start the workflow", extra={"job_id": job_id})
         raise TransientError(f"could not start the {workflow.kind.value} workflow; try again") from error
     metrics.add_metric(name="JobsSubmitted", unit="Count", value=1)

@@ -49,9 +49,10 @@ class TaskState(BaseModel):
 
 
 class BackendStatus(BaseModel):
-    """What `GET /start` answers."""
+    """What `GET /start` answers: `started` (this call ran the task), `running` (a recorded task, kept
+    alive), or `starting` (another call is launching the task; no `task_arn` yet: ask again shortly)."""
 
-    status: Literal["started", "running"]
+    status: Literal["started", "running", "starting"]
     task_arn: str | None
     public_ip: str | None
     message: str

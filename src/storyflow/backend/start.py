@@ -1,8 +1,9 @@
 """`GET /start`: start the backend if none runs (exactly once under concurrency), else keep it alive.
 
 Invariants: every call emits one `TaskPing` (the TaskPing alarm's heartbeat) once its action is valid; only
-the call that wins the claim calls RunTask, and a claim superseded while RunTask ran stops the task it
-started (never a leaked task); a failed RunTask marks the item stopped so the next call tries again; a
+the call that wins the claim calls RunTask, and while it runs (claimed, no task ARN recorded yet) the other
+calls answer `starting` (never `running` without a task); a claim superseded while RunTask ran stops the
+task it started (never a leaked task); a failed RunTask marks the item stopped so the next call tries again; a
 recorded task that ECS reports stopped (or no longer knows) is marked stopped and replaced; a `stopping`
 backend answers 503 (`BackendStopping`) until ECS has stopped it.
 """
@@ -60,10 +61,10 @@ def put_ping_metric() -> None:
 
 
 def _answer(
-    status: Literal["started", "running"], state: TaskState, task: ecs.EcsTask | None
+    status: Literal["started", "running", "starting"], state: TaskState, task: ecs.EcsTask | None
 ) -> BackendStatus:
     address = ecs.public_ip(task)
-    if address is None:
+    if status == "starting" or address is None:
         message = STARTING_MESSAGE
     else:
         message = f"{'started' if status == 'started' else 'running'} at http://{address}:{BACKEND_PORT}/"
@@ -127,5 +128,6 @@ def ensure_running(settings: BackendSettings, now: float, *, action: str | None 
         if extended is None:
             continue
         logger.info("backend kept alive", extra={"action": action, "expires_at": extended.expires_at})
-        return _answer("running", extended, task)
+        # A claim whose RunTask has not returned yet has no task to name: `starting`, not `running`.
+        return _answer("running" if extended.task_arn else "starting", extended, task)
     raise TransientError("the backend's state kept changing; retry")

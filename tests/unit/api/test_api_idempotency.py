@@ -12,6 +12,9 @@ from tests.unit.api.conftest import ApiResult, executions, jobs_in_table, load_e
 Call = Callable[[dict[str, Any]], ApiResult]
 KEY = "retry-7f3a9c2e"
 VIDEO = {"kind": "video", "parent_id": "parent-1", "task_id": "task-1", "prompt": "a lighthouse at dusk"}
+# A kind whose job ids are fresh per submission (a video's derive from parent_id/task_id: the same body is
+# always the same job, whatever the key), for the tests of what keys alone decide.
+STORY = {"kind": "story", "prompt": "a lighthouse at dusk"}
 
 
 def submission(
@@ -73,10 +76,10 @@ def test_different_keys_or_no_key_make_different_jobs(
     call_api: Call, stack: dict[str, Any], state_machines: dict[str, str]
 ) -> None:
     answers = [
-        call_api(submission(VIDEO, key="first-key-0001")),
-        call_api(submission(VIDEO, key="second-key-002")),
-        call_api(submission(VIDEO, key=None)),
-        call_api(submission(VIDEO, key=None)),
+        call_api(submission(STORY, key="first-key-0001")),
+        call_api(submission(STORY, key="second-key-002")),
+        call_api(submission(STORY, key=None)),
+        call_api(submission(STORY, key=None)),
     ]
     assert [a.status for a in answers] == [202] * 4
     assert len({a.body["job_id"] for a in answers}) == 4
@@ -87,9 +90,9 @@ def test_the_same_key_from_another_caller_is_another_submission(
     call_api: Call, stack: dict[str, Any], state_machines: dict[str, str]
 ) -> None:
     # Given a submission made with a key by one IAM principal
-    first = call_api(submission(VIDEO))
+    first = call_api(submission(STORY))
     # When another principal happens to send the same key and body
-    other = submission(VIDEO)
+    other = submission(STORY)
     other["requestContext"]["identity"]["userArn"] = "arn:aws:sts::123456789012:assumed-role/ci/other"
     second = call_api(other)
     # Then it gets a job of its own, never the first caller's
@@ -112,14 +115,14 @@ def test_a_submission_that_failed_is_really_submitted_again_on_retry(
     call_api: Call, stack: dict[str, Any], state_machines: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a submission that failed to start its workflow (503: the job is marked failed)
-    machine = state_machines["video"]
-    monkeypatch.setenv("VIDEO_STATE_MACHINE_ARN", machine + "-gone")
-    failed = call_api(submission(VIDEO))
+    machine = state_machines["story"]
+    monkeypatch.setenv("STORY_STATE_MACHINE_ARN", machine + "-gone")
+    failed = call_api(submission(STORY))
     assert failed.status == 503, failed.body
 
     # When the client retries with the same key once the workflow can start
-    monkeypatch.setenv("VIDEO_STATE_MACHINE_ARN", machine)
-    retried = call_api(submission(VIDEO))
+    monkeypatch.setenv("STORY_STATE_MACHINE_ARN", machine)
+    retried = call_api(submission(STORY))
 
     # Then the retry made a new job that runs (a failure is not replayed)
     assert retried.status == 202, retried.body

@@ -56,13 +56,18 @@ def test_submit_video_creates_a_queued_job_and_starts_its_execution(
     assert job.kind is JobKind.VIDEO and job.status is JobStatus.QUEUED
     expected = VideoRequest(parent_id="parent-1", task_id="task-1", prompt="a lighthouse at dusk, waves")
     assert job.request == expected.model_dump(mode="json")
-    # And one execution named by the job id got {"job_id", "request"}
+    # And one execution named by the job id got {"job_id", "request"}, where its clips go and its image
     (execution,) = executions()
     assert execution["name"] == job_id
     assert execution["stateMachineArn"] == state_machines["video"]
     sfn = aws.client("stepfunctions")
     payload = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
-    assert payload == {"job_id": job_id, "request": job.request}
+    assert payload == {
+        "job_id": job_id,
+        "request": job.request,
+        "output_prefix": "videos/parent-1/task-1/",
+        "image_uri": "",
+    }
 
 
 @pytest.mark.parametrize(
@@ -272,11 +277,11 @@ def test_outputs_outside_the_output_bucket_are_not_signed(call_api: Call, stack:
 def test_start_failure_marks_the_job_failed_and_answers_503(
     call_api: Call, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a video state machine ARN that does not exist
-    monkeypatch.setenv("VIDEO_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:gone")
+    # Given a story state machine ARN that does not exist (a kind with fresh job ids)
+    monkeypatch.setenv("STORY_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:gone")
 
-    # When a video job is submitted
-    result = call_api(load_event("api_submit_video"))
+    # When a story job is submitted
+    result = call_api(with_body(load_event("api_submit_video"), {"kind": "story", "prompt": "a lighthouse"}))
 
     # Then 503, and the job is not left queued forever: it is failed with the reason
     assert result.status == 503, result.body
@@ -284,6 +289,20 @@ def test_start_failure_marks_the_job_failed_and_answers_503(
     assert item["status"] == "failed"
     assert item["error"]["error"] == "StartExecutionFailed"
     assert JobError.model_validate(item["error"]).cause
+
+
+def test_start_failure_of_a_derived_id_job_leaves_nothing_so_a_retry_submits_again(
+    call_api: Call, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a video state machine ARN that does not exist (video job ids derive from parent_id/task_id)
+    monkeypatch.setenv("VIDEO_STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:gone")
+
+    # When a video job is submitted
+    result = call_api(load_event("api_submit_video"))
+
+    # Then 503 and no job item: the same ids submitted again are a new submission, not a failed job
+    assert result.status == 503, result.body
+    assert jobs_in_table(stack) == []
 
 
 def test_responses_carry_json_content_type(call_api: Call) -> None:

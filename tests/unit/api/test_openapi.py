@@ -29,6 +29,8 @@ def test_document_describes_every_route_and_the_real_error_shape() -> None:
         ("post", "/jobs/{job_id}/cancel"),
         ("get", "/jobs/{job_id}/outputs"),
         ("get", "/health"),
+        ("get", "/workflows"),
+        ("get", "/start"),
     }
     submit = doc["paths"]["/jobs"]["post"]
     assert set(submit["responses"]) == {"202", "400", "409", "413", "503"}

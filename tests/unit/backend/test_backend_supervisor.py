@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shlex
 import signal
+import socket
 import sqlite3
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from backend_helpers import KEY, StartBackend, damaged_db, make_db, put_version, version_ids
 
 
@@ -186,3 +189,40 @@ def test_app_ignoring_sigterm_is_killed_after_the_stop_timeout(
     backend.wait_for_log(r"did not stop within 0.5s; killing it")
     uploaded = backend.wait_for_log(r"final snapshot uploaded: version (\S+)").group(1)
     assert rows_in_version(s3, bucket, uploaded, tmp_path, table="t") == [("kept",)]
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie not yet reaped by its new parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def _port_free(port: int) -> bool:
+    """A server could listen on the port (as the app's does, with SO_REUSEADDR: TIME_WAIT is no owner)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_a_supervisor_killed_with_sigkill_takes_its_app_with_it(start_backend: StartBackend) -> None:
+    # Given a running backend (the supervisor and the app it started, in the app's own session)
+    backend = start_backend()
+    backend.wait_healthy()
+    app_pid = int(backend.wait_for_log(r"app pid=(\d+)").group(1))
+    # When the supervisor is SIGKILLed (no handler runs: an OOM kill, a crash)
+    backend.proc.kill()
+    backend.wait()
+    # Then its app dies too and the port is free for the next task (not "Address already in use")
+    deadline = time.monotonic() + 10
+    while not (_gone(app_pid) and _port_free(backend.port)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(app_pid), f"app pid={app_pid} outlived its supervisor"
+    assert _port_free(backend.port)

@@ -119,12 +119,50 @@ def test_ten_concurrent_starts_run_exactly_one_task(backend: Backend) -> None:
 
     assert len(backend.tasks()) == 1
     assert len(backend.run_task_calls) == 1
-    assert sorted(a.status for a in answers) == ["running"] * 9 + ["started"]
+    assert sorted(a.status for a in answers).count("started") == 1
     arn = backend.tasks()[0]["taskArn"]
-    # Losers that looked before the winner recorded its ARN answer task_arn None ("starting").
-    assert {a.task_arn for a in answers} <= {arn, None}
+    # Losers that looked before the winner recorded its ARN answer `starting` without a task; the others
+    # `running` with the winner's task: never `running` without one.
+    assert {(a.status, a.task_arn) for a in answers} <= {
+        ("started", arn),
+        ("running", arn),
+        ("starting", None),
+    }
     state = store(backend).get()
     assert state is not None and (state.status, state.task_arn) == (TaskStatus.RUNNING, arn)
+
+
+def test_start_while_the_task_is_being_launched_answers_starting(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given a /start whose RunTask has not returned yet, When another /start comes (API too), Then it answers
+    `starting` with no task (not `running` with a null task_arn), and runs no second task; once the first
+    returns, a /start answers `running` with its task."""
+    from storyflow.backend import ecs
+
+    launching, release = threading.Event(), threading.Event()
+    real_run_task = ecs.run_task
+
+    def slow_run_task(*args: Any, **kwargs: Any) -> Any:
+        launching.set()
+        assert release.wait(10)
+        return real_run_task(*args, **kwargs)
+
+    monkeypatch.setattr(ecs, "run_task", slow_run_task)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(ensure_running, backend.settings, NOW)
+        assert launching.wait(10)
+        meanwhile = ensure_running(backend.settings, NOW + 1)
+        status, body, _ = call("task_start.json")
+        release.set()
+        started = first.result(10)
+
+    assert (meanwhile.status, meanwhile.task_arn, meanwhile.message) == ("starting", None, STARTING_MESSAGE)
+    assert (status, body["status"], body["task_arn"]) == (200, "starting", None)
+    assert started.status == "started" and started.task_arn is not None
+    assert len(backend.run_task_calls) == 1
+    after = ensure_running(backend.settings, NOW + 2)
+    assert (after.status, after.task_arn) == ("running", started.task_arn)
 
 
 def test_recorded_task_stopped_starts_a_new_one(backend: Backend) -> None:
@@ -197,7 +235,7 @@ def test_abandoned_claim_is_taken_over(backend: Backend) -> None:
     assert stale is not None
 
     recent = ensure_running(backend.settings, NOW + 10)
-    assert (recent.status, recent.task_arn, recent.message) == ("running", None, STARTING_MESSAGE)
+    assert (recent.status, recent.task_arn, recent.message) == ("starting", None, STARTING_MESSAGE)
     assert backend.run_task_calls == []
 
     taken = ensure_running(backend.settings, NOW + CLAIM_TIMEOUT_SECONDS + 10)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 from storyflow_local import LocalCloud
-from storyflow_local.ecs_agent import plan_containers
+from storyflow_local.ecs_agent import plan_containers, task_processes
 from tests.unit.local.support import recorded, run_execution, wait_for
 
 
@@ -83,6 +85,48 @@ def test_run_task_and_stop_task_through_the_api(app_cloud: LocalCloud) -> None:
     assert described["stoppedReason"] == "no longer needed"
     assert described["stopCode"] == "UserInitiated"
     assert described["containers"][0]["exitCode"] == 143
+
+
+def _alive(pid: int) -> bool:
+    """Running, not exited (a zombie its new parent has not reaped yet counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the agent finds a task's processes in /proc"
+)
+@pytest.mark.parametrize("ending", ["container SIGKILLed", "StopTask"])
+def test_every_process_of_a_stopped_task_dies_with_it(app_cloud: LocalCloud, ending: str) -> None:
+    # Given a running task whose container started a child in a session of its own
+    ecs = app_cloud.client("ecs")
+    cluster = app_cloud.outputs["ClusterArn"]
+    task = ecs.run_task(
+        cluster=cluster,
+        taskDefinition=app_cloud.outputs["TaskDefinitionArn"],
+        launchType="FARGATE",
+        overrides={"containerOverrides": [{"name": "worker", "command": ["--spawn", "--sleep", "30"]}]},
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [app_cloud.outputs["SubnetId"]]}},
+    )["tasks"][0]
+    arn = task["taskArn"]
+    pids = wait_for(lambda: (found := task_processes(arn)) and len(found) >= 2 and found)
+    worker = next(
+        pid for pid in pids if "fixture-worker-child" not in Path(f"/proc/{pid}/cmdline").read_text()
+    )
+    # When the container is SIGKILLed (its child is in another process group), or the task is stopped
+    if ending == "StopTask":
+        ecs.stop_task(cluster=cluster, task=arn, reason="test")
+    else:
+        os.kill(worker, signal.SIGKILL)
+
+    # Then the task is STOPPED and, as on Fargate, none of its processes outlives it
+    def stopped() -> bool:
+        return str(ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0]["lastStatus"]) == "STOPPED"
+
+    wait_for(stopped, timeout=15)
+    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=5)
 
 
 def test_task_state_changes_reach_eventbridge(app_cloud: LocalCloud) -> None:

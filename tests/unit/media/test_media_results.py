@@ -52,6 +52,9 @@ def test_chunk_writes_result_json_with_its_output(
     assert (run.returncode, run.stderr) == (0, "")
     assert read_json(outb, f"jobs/{JOB}/steps/chunk/result.json") == json.loads(run.stdout)
     assert keys_under(outb, f"jobs/{JOB}/steps/") == [f"jobs/{JOB}/steps/chunk/result.json"]
+    # ... tagged intermediate (the job keeps what it says): it expires with the job's other intermediates
+    tagging = boto3.client("s3").get_object_tagging(Bucket=outb, Key=f"jobs/{JOB}/steps/chunk/result.json")
+    assert tagging["TagSet"] == [{"Key": "storyflow-lifecycle", "Value": "expire-intermediate"}]
 
 
 def test_not_a_video_writes_error_json_and_still_exits_2_with_its_line(
@@ -76,6 +79,8 @@ def test_not_a_video_writes_error_json_and_still_exits_2_with_its_line(
         "exit_code": 2,
     }
     assert keys_under(outb, f"jobs/{JOB}/steps/") == [f"jobs/{JOB}/steps/chunk/error.json"]
+    tagging = boto3.client("s3").get_object_tagging(Bucket=outb, Key=f"jobs/{JOB}/steps/chunk/error.json")
+    assert tagging["TagSet"] == [{"Key": "storyflow-lifecycle", "Value": "expire-intermediate"}]
 
 
 def test_reassemble_failure_writes_its_own_steps_error_json(

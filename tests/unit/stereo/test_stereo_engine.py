@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from storyflow_stereo.engines import create_engine, engine_name
 from storyflow_stereo.engines.depthwarp import DepthWarpEngine
@@ -195,3 +196,43 @@ def test_variable_frame_rate_timing_is_kept(engine: DepthWarpEngine, tmp_path: P
     assert result.frames == len(pts)
     assert frame_times(out) == frame_times(src)
     assert 0.4 < result.seconds < 0.5
+
+
+def upright_picture(width: int, height: int) -> np.ndarray:
+    """BGR: a bright top-left quadrant on a dark picture, so that any turn or flip shows."""
+    picture = np.full((height, width, 3), 40, np.uint8)
+    picture[: height // 2, : width // 2] = 230
+    return picture
+
+
+def rotated_clip(path: Path, rotation: int, frames: int = 6) -> Path:
+    """A clip stored turned, with the display matrix (`rotation`, degrees counter-clockwise) that shows
+    it as upright_picture(48, 64): how phones record portrait video."""
+    turns = round(rotation / 90) % 4
+    stored = np.ascontiguousarray(np.rot90(upright_picture(48, 64), -turns))
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.height, stream.width = stored.shape[:2]
+        stream.pix_fmt = "yuv420p"
+        stream.set_display_rotation(rotation)
+        for _ in range(frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(stored, format="bgr24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_rotated_source_renders_upright(engine: DepthWarpEngine, tmp_path: Path, rotation: int) -> None:
+    # Given a clip stored turned, with a display matrix that shows it upright (48x64, bright top-left)
+    source = rotated_clip(tmp_path / "rotated.mp4", rotation)
+    # When it is rendered full side by side
+    out = tmp_path / "out.mp4"
+    result = engine.render_file(source, out, StereoParams(layout="full"))
+    # Then the output is the upright picture twice (96x64), with no rotation left to apply
+    assert (result.width, result.height) == (96, 64)
+    with av.open(str(out)) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        assert frame.rotation == 0
+        left = frame.to_ndarray(format="gray")[:, :48].astype(float)
+    quadrants = [left[:32, :24].mean(), left[:32, 24:].mean(), left[32:, :24].mean(), left[32:, 24:].mean()]
+    assert quadrants[0] > 150 and max(quadrants[1:]) < 120, quadrants

@@ -162,6 +162,10 @@ def test_invocation_renders_and_writes_the_output(
     info, frames = probe(local)
     assert (frames, info.width, info.height) == (12, 160, 90)
     assert s3.head_object(Bucket=BUCKET, Key=out_key)["ContentType"] == "video/mp4"
+    # ... tagged intermediate as it is written: it expires even if its job never reassembles
+    assert s3.get_object_tagging(Bucket=BUCKET, Key=out_key)["TagSet"] == [
+        {"Key": "storyflow-lifecycle", "Value": "expire-intermediate"}
+    ]
 
 
 @pytest.mark.parametrize(

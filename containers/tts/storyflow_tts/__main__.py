@@ -1,0 +1,3 @@
+from storyflow_tts.cli import main
+
+raise SystemExit(main())

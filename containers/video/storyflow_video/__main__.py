@@ -1,0 +1,3 @@
+from storyflow_video.cli import main
+
+raise SystemExit(main())
