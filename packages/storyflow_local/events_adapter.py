@@ -73,7 +73,9 @@ class EventsAdapter:
         original_send: Any = Rule.send_to_targets
 
         def send_to_targets(rule: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
-            if rule.state != "ENABLED" or not rule.event_pattern.matches_event(original_event):
+            if rule.state != "ENABLED" or not rule.event_pattern.get_pattern():
+                return  # a schedule-only rule fires on its schedule, never on events (moto: on every event)
+            if not rule.event_pattern.matches_event(original_event):
                 return
             event = dict(original_event)
             event["time"] = iso_time(event.get("time"))

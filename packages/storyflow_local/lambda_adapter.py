@@ -28,6 +28,43 @@ function_log = logging.getLogger("storyflow_local.function")  # what the handler
 ASYNC_RETRY_DELAYS = (60.0, 120.0)
 
 
+class _SearchPaths(list[str]):
+    """A shared loader's search path: boto3 appends its data directory once per Session."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+def shared_data_loader() -> Any:
+    """`botocore.session.Session._register_data_loader` with one `Loader` per data path for the process.
+
+    Every handler builds its clients from a new boto3 Session (each function has its own copy of its
+    modules, as in its own process); each Session's own Loader re-reads and re-parses the same service
+    models, endpoint rules and partitions from disk. Here all functions share one Loader, which caches
+    them: the same read-only data, parsed once, on one CPU that serves the whole local cloud.
+    """
+    from botocore.loaders import create_loader
+
+    loaders: dict[str | None, Any] = {}
+    lock = threading.Lock()
+
+    def _register_data_loader(session: Any) -> None:
+        def loader() -> Any:
+            path = session.get_config_variable("data_path")
+            with lock:
+                found = loaders.get(path)
+                if found is None:
+                    found = create_loader(path)
+                    found._search_paths = _SearchPaths(found.search_paths)  # type: ignore[attr-defined]
+                    loaders[path] = found
+            return found
+
+        session._components.lazy_register_component("data_loader", loader)
+
+    return _register_data_loader
+
+
 class LambdaAdapter:
     def __init__(self, ctx: LocalContext) -> None:
         self.ctx = ctx
@@ -127,7 +164,10 @@ class LambdaAdapter:
     # --- moto patches
     def install(self) -> None:
         emf.install()
+        import botocore.session
         from moto.awslambda.models import LambdaFunction
+
+        self.ctx.patches.set(botocore.session.Session, "_register_data_loader", shared_data_loader())
 
         adapter = self
         original_invoke = LambdaFunction.invoke

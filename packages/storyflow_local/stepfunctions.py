@@ -108,6 +108,62 @@ def _normalise_response(
         self._from_boto_response(response, operation.output_shape)
 
 
+# Blocks until an ECS task stops or the timeout passes (the local ECS agent's `wait_stopped`): `.sync` waits
+# wake when the task stops. None: moto's fixed 0.5 s polling.
+_TASK_STOP_WAITER: Callable[[str, float], bool] | None = None
+SYNC_POLL_SECONDS = 0.5  # the longest a `.sync` wait goes without checking its execution is still running
+
+
+class _SyncResolver:
+    """A `.sync` resolver with a `wait(timeout)` that returns early when the awaited work may be done."""
+
+    def __init__(self, resolve: Callable[[], Any], task_arn: str) -> None:
+        self.resolve = resolve
+        self.task_arn = task_arn
+
+    def __call__(self) -> Any:
+        return self.resolve()
+
+    def wait(self, timeout: float) -> None:
+        waiter = _TASK_STOP_WAITER
+        if waiter is None:
+            time.sleep(timeout)
+        else:
+            waiter(self.task_arn, timeout)
+
+
+def _eval_sync_event_driven(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's `.sync` loop sleeps 0.5 s between checks; with a resolver that can wait for its task, the
+    check runs as soon as the task stops (and still every 0.5 s, so a stopped execution ends its wait)."""
+
+    def _eval_sync(
+        self: Any,
+        env: Any,
+        sync_resolver: Any,
+        timeout_seconds: Any,
+        callback_endpoint: Any,
+        heartbeat_endpoint: Any,
+    ) -> Any:
+        if not isinstance(sync_resolver, _SyncResolver) or callback_endpoint is not None:
+            return original(
+                self,
+                env=env,
+                sync_resolver=sync_resolver,
+                timeout_seconds=timeout_seconds,
+                callback_endpoint=callback_endpoint,
+                heartbeat_endpoint=heartbeat_endpoint,
+            )
+        result: Any = None
+        while env.is_running():
+            result = sync_resolver()
+            if result:
+                break
+            sync_resolver.wait(SYNC_POLL_SECONDS)
+        return result
+
+    return _eval_sync
+
+
 def _ecs_task_failed(task: dict[str, Any]) -> bool:
     if task.get("stopCode") == "TaskFailedToStart":
         return True
@@ -169,7 +225,7 @@ def _ecs_build_sync_resolver(
             )
         return output
 
-    return resolve
+    return _SyncResolver(resolve, task_arn)
 
 
 def exceeds_tolerance(failed: int, total: int, tolerated_count: int, tolerated_percentage: float) -> bool:
@@ -262,9 +318,15 @@ def normalise_definition(definition: str) -> str:
 
 
 class StepFunctionsAdapter:
-    def __init__(self, ctx: LocalContext, lambdas: LambdaAdapter | None = None) -> None:
+    def __init__(
+        self,
+        ctx: LocalContext,
+        lambdas: LambdaAdapter | None = None,
+        task_stop_waiter: Callable[[str, float], bool] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.lambdas = lambdas
+        self.task_stop_waiter = task_stop_waiter
 
     def invoke_lambda(self, parameters: dict[str, Any], region: str, state_credentials: Any = None) -> Any:
         """Lambda tasks call the function directly (what the Lambda service does), not through HTTP."""
@@ -347,6 +409,17 @@ class StepFunctionsAdapter:
             patches.set(cls, "_normalise_parameters", _normalise_parameters)
             patches.set(cls, "_normalise_response", _normalise_response)
         patches.set(ecs_cls, "_build_sync_resolver", _ecs_build_sync_resolver)
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+            StateTaskServiceCallback,
+        )
+
+        patches.set(
+            StateTaskServiceCallback,
+            "_eval_sync",
+            _eval_sync_event_driven(StateTaskServiceCallback._eval_sync),
+        )
+        if self.task_stop_waiter is not None:
+            patches.set(sys.modules[__name__], "_TASK_STOP_WAITER", self.task_stop_waiter)
         original_service_name = sdk_cls._get_boto_service_name
 
         def sdk_service_name(self: Any, boto_service_name: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -37,13 +38,24 @@ def table(name: str) -> Any:
     return _dynamodb(*_where()).Table(name)
 
 
+# One session per process, made on first use: a new Session parses botocore's endpoint rules and every service
+# model again (about 0.1 s per client on a cold start: bench/cold_start.py). A Session is not thread-safe for
+# creating clients (the clients are), hence the lock.
+_SESSION_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _session() -> Any:
+    return boto3.session.Session()
+
+
 @lru_cache(maxsize=64)
 def _client(service: str, region: str | None, endpoint_url: str | None) -> Any:
-    session: Any = boto3.session.Session()
-    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
+    with _SESSION_LOCK:
+        return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
 
 
 @lru_cache(maxsize=8)
 def _dynamodb(region: str | None, endpoint_url: str | None) -> Any:
-    session: Any = boto3.session.Session()
-    return session.resource("dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
+    with _SESSION_LOCK:
+        return _session().resource("dynamodb", region_name=region, endpoint_url=endpoint_url, config=_CONFIG)

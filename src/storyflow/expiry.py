@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Iterator
 
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 
 from storyflow import aws, registry
 from storyflow.errors import Conflict
@@ -32,7 +33,7 @@ def expire_uploads(settings: Settings, now: float) -> list[str]:
     cutoff = now - settings.upload_expires_seconds - GRACE_SECONDS
     expired: list[str] = []
     for job in _queued_before(store, cutoff):
-        upload = registry.get(job.kind).upload
+        upload = _waits_for(job)
         if upload is None or _uploaded(settings.require("input_bucket"), upload.key(job.job_id)):
             continue
         deadline = dt.datetime.fromtimestamp(job.created_at + settings.upload_expires_seconds, dt.UTC)
@@ -57,6 +58,18 @@ def _queued_before(store: JobStore, cutoff: float) -> Iterator[Job]:
         yield from jobs
         if token is None:
             return
+
+
+def _waits_for(job: Job) -> registry.Upload | None:
+    """The upload this queued job waits for (None: it starts without one, e.g. video without an image)."""
+    workflow = registry.get(job.kind)
+    if workflow.upload is None:
+        return None
+    try:
+        request = workflow.request.model_validate(job.request)
+    except ValidationError:
+        return None  # not a request this API wrote: no ticket was issued for it
+    return workflow.upload_for(request)
 
 
 def _uploaded(bucket: str, key: str) -> bool:

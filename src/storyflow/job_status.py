@@ -109,7 +109,7 @@ class StepResultMissing(StoryflowError):
     """A completed step left no readable result.json: the job cannot be marked completed."""
 
 
-def read_step_result(job_id: str, step: str, settings: Settings) -> dict[str, str | Any]:
+def read_step_result(job_id: str, step: str, settings: Settings) -> tuple[dict[str, str], dict[str, Any]]:
     """`jobs/{job_id}/steps/{step}/result.json` (output bucket) as (outputs, the rest of the result)."""
     key = keys.step_result_key(job_id, step)
     try:
@@ -121,7 +121,7 @@ def read_step_result(job_id: str, step: str, settings: Settings) -> dict[str, st
     if not isinstance(outputs, dict) or not all(isinstance(v, str) for v in outputs.values()):
         raise StepResultMissing(f"{key} has no outputs object of URIs")
     rest = {k: v for k, v in document.items() if k not in {"outputs", "job_id", "step"}}
-    return {"outputs": {str(k): v for k, v in outputs.items()}, "result": rest}
+    return {str(k): v for k, v in outputs.items()}, rest
 
 
 def _clip(text: str) -> str:
@@ -132,11 +132,11 @@ def apply(update: StatusUpdate, settings: Settings) -> Job | None:
     store = JobStore(settings.require("jobs_table"))
     try:
         if update.status == "completed" and update.result_step:
-            read = read_step_result(update.job_id, update.result_step, settings)
+            outputs, result = read_step_result(update.job_id, update.result_step, settings)
             update = update.model_copy(
                 update={
-                    "outputs": {**read["outputs"], **update.outputs},
-                    "result": {**read["result"], **update.result},
+                    "outputs": {**outputs, **update.outputs},
+                    "result": {**result, **update.result},
                 }
             )
         if update.status == "completed":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from storyflow import voices
 from storyflow.keys import JOB_ID_PATTERN, NAME_PATTERN
@@ -168,17 +168,69 @@ class TtsRequest(_Request):
         return value
 
 
-class Scene(_Request):
-    narration: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+S3_URI_PATTERN = r"^s3://[a-z0-9.-]{3,63}/.+$"
+MAX_SCENES = 50
+MAX_SCENE_CHARS = 4000
+
+
+class StoryScene(_Request):
+    """One scene of a story: what the narrator says, and what the clip shows."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_SCENE_CHARS, description="the narration")]
+    visual_prompt: Annotated[str | None, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] = Field(
+        None, description="what the scene's clip shows (default: the narration text)"
+    )
+    image_uri: Annotated[str | None, Field(pattern=S3_URI_PATTERN, max_length=1024)] = Field(
+        None, description="image-to-video for this scene: a PNG/JPEG/WebP in one of the stack's buckets"
+    )
 
 
 class StoryRequest(_Request):
+    """A story: a `prompt` (scenes written by the LLM) or the `scenes` themselves, narrated, illustrated
+    with a clip per scene and composed into one video."""
+
     kind: Literal[JobKind.STORY] = JobKind.STORY
-    prompt: Annotated[str | None, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] = None
-    scenes: Annotated[list[Scene] | None, Field(min_length=1, max_length=20)] = None
-    voice: str = "af_heart"
-    stereo: bool = False
+    prompt: Annotated[str | None, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] = Field(
+        None, description="what the story is about (give prompt or scenes)"
+    )
+    scenes: Annotated[list[StoryScene] | None, Field(min_length=1, max_length=MAX_SCENES)] = Field(
+        None, description="the scenes, in order (give prompt or scenes); no LLM is asked"
+    )
+    voice: str = Field(
+        voices.DEFAULT_VOICE,
+        description="the narrator: a Kokoro voice",
+        json_schema_extra={"enum": list(voices.VOICES)},
+    )
+    aspect: Literal["16:9", "9:16", "1:1"] = "16:9"
+    subtitles: Literal["burned", "soft", "both"] = "burned"
+    music_uri: Annotated[str | None, Field(pattern=S3_URI_PATTERN, max_length=1024)] = Field(
+        None, description="background music in one of the stack's buckets, ducked under the narration"
+    )
+    stereo: Literal["full", "half"] | None = Field(
+        None, description="also convert the story to side-by-side 3D (full or half width per eye)"
+    )
+
+    @field_validator("voice")
+    @classmethod
+    def _known_voice(cls, value: str) -> str:
+        if value not in voices.VOICES:
+            raise ValueError(f"unknown voice; known: {', '.join(voices.VOICES)}")
+        return value
+
+    @field_validator("scenes")
+    @classmethod
+    def _prompt_or_scenes(
+        cls, value: list[StoryScene] | None, info: ValidationInfo
+    ) -> list[StoryScene] | None:
+        if value is not None and info.data.get("prompt"):
+            raise ValueError("give prompt or scenes, not both")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StoryRequest:
+        if self.prompt is None and self.scenes is None:
+            raise ValueError("give prompt or scenes")
+        return self
 
 
 class Progress(BaseModel):

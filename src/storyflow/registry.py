@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, Field
 
 from storyflow import images, keys
+from storyflow.errors import BadRequest
 from storyflow.keys import S3Location
 from storyflow.models import (
     MAX_IMAGE_BYTES,
@@ -136,6 +137,22 @@ def _tts_message(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "kind": JobKind.TTS.value}
 
 
+def _check_story(request: StoryRequest, settings: Settings) -> None:
+    """music_uri must be in this stack's buckets; every scene image must be an image there."""
+    if request.music_uri:
+        location = S3Location.parse(request.music_uri)
+        buckets = {b for b in (settings.input_bucket, settings.output_bucket) if b}
+        if location.bucket not in buckets:
+            raise BadRequest(
+                f"music_uri must be in this stack's buckets ({', '.join(sorted(buckets))}), "
+                f"not {location.bucket}",
+                field="music_uri",
+            )
+    for index, scene in enumerate(request.scenes or []):
+        if scene.image_uri:
+            images.check_image_uri(scene.image_uri, settings, field=f"scenes.{index}.image_uri")
+
+
 def _request_payload(job_id: str, request: BaseModel, source: S3Location | None) -> Payload:
     return {"job_id": job_id, "request": request.model_dump(mode="json")}
 
@@ -218,6 +235,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
         summary="a prompt or scenes to a narrated, subtitled story video",
         state_machine_setting="story_state_machine_arn",
         payload=_request_payload,
+        check=_check_story,
     ),
 )
 

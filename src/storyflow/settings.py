@@ -20,6 +20,7 @@ class Settings(BaseModel):
     video_state_machine_arn: str = Field("", alias="VIDEO_STATE_MACHINE_ARN")
     tts_state_machine_arn: str = Field("", alias="TTS_STATE_MACHINE_ARN")
     story_state_machine_arn: str = Field("", alias="STORY_STATE_MACHINE_ARN")
+    scenes_model_id: str = Field("", alias="SCENES_MODEL_ID")  # Bedrock model that writes story scenes
     upload_expires_seconds: int = Field(3600, alias="UPLOAD_EXPIRES_SECONDS")
     download_expires_seconds: int = Field(3600, alias="DOWNLOAD_EXPIRES_SECONDS")
     callback_ttl_seconds: int = Field(3 * 86400, alias="CALLBACK_TTL_SECONDS")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from storyflow_local import LocalCloud
 from storyflow_local.samples import make_clip
@@ -219,3 +220,33 @@ def test_backend_page_starts_and_pings_the_backend(page: Any, dashboard_url: str
     page.get_by_role("button", name="Ping").click()
     page.get_by_role("status").get_by_text("Pinged.").wait_for()
     assert re.search(r"Stops in\s+\d+ s without a ping", status.inner_text())
+
+
+def test_tts_narration_plays_with_its_vtt_subtitles(page: Any, dashboard_url: str, cloud: LocalCloud) -> None:
+    workflows = requests.get(cloud.api_url + "/workflows", timeout=10).json()["items"]
+    if not any(w["kind"] == "tts" and w["deployed"] for w in workflows):
+        pytest.skip("this stack runs no tts workflow")
+    # Given the tts form (built from its schema)  When a text is submitted
+    open_form(page, dashboard_url, "tts")
+    page.get_by_label("Text").fill("Hello there. This is the dashboard speaking.")
+    page.get_by_role("button", name="Submit").click()
+    job_id_of(page)
+
+    # Then the job completes and its narration has one audio player with the VTT as a subtitle track
+    page.locator("#job-status .badge", has_text="completed").wait_for(timeout=JOB_TIMEOUT_MS)
+    audio = page.locator(".outputs audio")
+    audio.wait_for()
+    assert audio.count() == 1
+    assert audio.locator("track").get_attribute("kind") == "subtitles"
+    cues = wait_until(
+        lambda: audio.evaluate(
+            "a => a.textTracks[0] && a.textTracks[0].cues ? a.textTracks[0].cues.length : 0"
+        ),
+        20,
+        "the subtitle cues",
+    )
+    assert cues >= 1
+    # And it plays
+    audio.evaluate("a => { a.muted = true; return a.play(); }")
+    wait_until(lambda: audio.evaluate("a => a.currentTime"), 20, "the audio to play", until=lambda t: t > 0.1)
+    assert page.get_by_role("link", name=re.compile(r"Download .*\.vtt")).is_visible()

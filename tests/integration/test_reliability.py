@@ -217,7 +217,8 @@ def test_cancel_during_chunk_stops_the_ecs_task(
     def chunk_task() -> dict[str, Any] | None:
         arns = ecs.list_tasks(cluster=cluster)["taskArns"]
         for task in ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []:
-            commands = [c.get("command", []) for c in task["overrides"]["containerOverrides"]]
+            overrides = task.get("overrides", {}).get("containerOverrides", [])
+            commands = [c.get("command", []) for c in overrides]
             if any(job_id in command for command in commands) and task["lastStatus"] == "RUNNING":
                 found: dict[str, Any] = task
                 return found

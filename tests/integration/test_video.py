@@ -112,7 +112,9 @@ def test_a_seed_message_on_the_queue_renders_once_however_often_it_comes(
     # When it is sent twice: to the queue raw, or published to the topic (SNS-wrapped on the queue)
     for _ in range(2):
         if wrapped:
-            target.client("sns").publish(TopicArn=target.outputs["VideoTopicArn"], Message=json.dumps(message))
+            target.client("sns").publish(
+                TopicArn=target.outputs["VideoTopicArn"], Message=json.dumps(message)
+            )
         else:
             target.client("sqs").send_message(
                 QueueUrl=target.outputs["VideoQueueUrl"], MessageBody=json.dumps(message)
@@ -125,7 +127,9 @@ def test_a_seed_message_on_the_queue_renders_once_however_often_it_comes(
     assert executions_named(target, job_id) == 1
 
 
-def test_an_undecodable_image_fails_the_job_with_the_containers_typed_error(target: IntegrationTarget) -> None:
+def test_an_undecodable_image_fails_the_job_with_the_containers_typed_error(
+    target: IntegrationTarget,
+) -> None:
     # Given an object with a PNG signature and garbage after it (it passes the API's sniff, not a decoder)
     bucket = target.outputs["InputBucketName"]
     key = f"it/{uuid.uuid4().hex}.png"
@@ -152,7 +156,9 @@ def test_a_failing_container_ends_the_job_failed_with_its_typed_error(target: In
 
 def test_a_bad_message_is_recorded_as_a_failed_job(target: IntegrationTarget) -> None:
     message = {**ids(), "prompt": "too many", "num_videos": 3}
-    target.client("sqs").send_message(QueueUrl=target.outputs["VideoQueueUrl"], MessageBody=json.dumps(message))
+    target.client("sqs").send_message(
+        QueueUrl=target.outputs["VideoQueueUrl"], MessageBody=json.dumps(message)
+    )
     job = wait_finished(target, keys.derived_job_id("video", message["parent_id"], message["task_id"]))
     assert (job["status"], job["error"]["error"]) == ("failed", "InvalidRequest"), job
     assert "num_videos" in job["error"]["cause"]

@@ -19,7 +19,9 @@ def props(name: str) -> dict[str, Any]:
     return properties
 
 
-def test_the_capacity_provider_scales_a_group_from_zero_with_managed_scaling_and_termination_protection() -> None:
+def test_the_capacity_provider_scales_a_group_from_zero_with_managed_scaling_and_termination_protection() -> (
+    None
+):
     provider = props("VideoCapacityProvider")["AutoScalingGroupProvider"]
     assert provider["AutoScalingGroupArn"] == {"Ref": "GpuAutoScalingGroup"}
     assert provider["ManagedScaling"]["Status"] == "ENABLED"

@@ -76,3 +76,21 @@ def test_the_sweep_pages_through_many_overdue_jobs(store: JobStore) -> None:
     for job_id in ids:
         job(store, job_id, JobKind.STEREO, OVERDUE)
     assert sorted(sweep()) == sorted(ids)
+
+
+def test_a_video_job_waiting_for_its_image_expires_but_one_without_an_image_does_not(store: JobStore) -> None:
+    # Given two overdue queued video jobs: one waits for an uploaded image, the other needs none
+    seed = {"kind": "video", "parent_id": "p1", "prompt": "a lighthouse"}
+    store.create(
+        JobKind.VIDEO, "video-20261123-00000000000f", {**seed, "task_id": "t1", "image_upload": "image/png"}
+    )
+    store.create(JobKind.VIDEO, "video-20261123-000000000010", {**seed, "task_id": "t2"})
+    for job_id in ("video-20261123-00000000000f", "video-20261123-000000000010"):
+        boto3.resource("dynamodb").Table("JobsTable").update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET created_at = :t",
+            ExpressionAttributeValues={":t": int(time.time() - OVERDUE)},
+        )
+    # When the sweep runs  Then only the one whose image never came fails
+    assert sweep() == ["video-20261123-00000000000f"]
+    assert store.get("video-20261123-000000000010").status is JobStatus.QUEUED

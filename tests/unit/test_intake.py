@@ -1,5 +1,6 @@
 """The SQS intake (storyflow.intake, functions/intake): the seed message raw or SNS-wrapped becomes one job
-and one execution however often it comes; bad messages are recorded or dead-lettered, never retried forever."""
+and one execution however often it comes; bad messages are recorded or dead-lettered, never retried
+forever."""
 
 from __future__ import annotations
 
@@ -72,7 +73,9 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def executions(machine: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = aws.client("stepfunctions").list_executions(stateMachineArn=machine)["executions"]
+    found: list[dict[str, Any]] = aws.client("stepfunctions").list_executions(stateMachineArn=machine)[
+        "executions"
+    ]
     return found
 
 
@@ -91,11 +94,15 @@ def test_a_seed_message_becomes_one_queued_job_and_one_execution(
     # And one execution named by the job id got where the clips go
     (execution,) = executions(intake["machine"])
     assert execution["name"] == JOB
-    payload = json.loads(aws.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"])
+    payload = json.loads(
+        aws.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"]
+    )
     assert payload["output_prefix"] == "videos/parent-1/task-1/"
 
 
-def test_a_redelivered_or_duplicated_message_starts_nothing_new(stack: dict[str, Any], intake: dict[str, str]) -> None:
+def test_a_redelivered_or_duplicated_message_starts_nothing_new(
+    stack: dict[str, Any], intake: dict[str, str]
+) -> None:
     # When the same task arrives raw, then SNS-wrapped, then twice in one batch
     handle(batch(json.dumps(SEED)))
     answer = handle(batch(sns_wrapped(SEED), json.dumps(SEED)))
@@ -122,14 +129,17 @@ def test_an_invalid_message_with_ids_is_recorded_as_a_failed_job_not_retried(
 
 
 @pytest.mark.parametrize(
-    "body", ["not json", json.dumps([1, 2]), json.dumps({"prompt": "no ids"}), sns_wrapped({"task_id": "../x"})]
+    "body",
+    ["not json", json.dumps([1, 2]), json.dumps({"prompt": "no ids"}), sns_wrapped({"task_id": "../x"})],
 )
 def test_a_message_naming_no_job_goes_to_the_dead_letter_queue_with_its_reason(
     stack: dict[str, Any], intake: dict[str, str], body: str
 ) -> None:
     answer = handle(batch(body))
     assert answer == {"batchItemFailures": []}
-    (message,) = boto3.client("sqs").receive_message(QueueUrl=intake["dlq"], MessageAttributeNames=["All"])["Messages"]
+    (message,) = boto3.client("sqs").receive_message(QueueUrl=intake["dlq"], MessageAttributeNames=["All"])[
+        "Messages"
+    ]
     assert message["Body"] == body
     assert message["MessageAttributes"]["storyflow-error"]["StringValue"]
     assert aws.table(stack["JOBS_TABLE"]).scan()["Items"] == []
@@ -147,7 +157,9 @@ def test_a_transient_failure_fails_only_that_message(
 
     def flaky(workflow: Any, job_id: str, payload: dict[str, Any], settings: Any) -> Any:
         if payload["request"]["task_id"] == "task-2":
-            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "StartExecution")
+            raise ClientError(
+                {"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "StartExecution"
+            )
         return real(workflow, job_id, payload, settings)
 
     monkeypatch.setattr(workflows, "start", flaky)

@@ -133,9 +133,9 @@ def test_stereo_defaults_and_upload_limit() -> None:
 
 
 def test_story_scenes_bounded() -> None:
-    scene = {"narration": "n", "prompt": "p"}
-    assert len(StoryRequest.model_validate({"scenes": [scene] * 20}).scenes or []) == 20
-    for scenes in ([], [scene] * 21):
+    scene = {"text": "n", "visual_prompt": "p"}
+    assert len(StoryRequest.model_validate({"scenes": [scene] * 50}).scenes or []) == 50
+    for scenes in ([], [scene] * 51, [{"text": " "}]):
         with pytest.raises(ValidationError):
             StoryRequest.model_validate({"scenes": scenes})
 

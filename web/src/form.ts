@@ -137,7 +137,7 @@ export class SchemaForm {
       const fieldset = h("fieldset", {}, h("legend", {}, title));
       const nested: FieldControl[] = [];
       this.renderObject(schema, path, fieldset, nested);
-      controls.push({ path, read: () => ({ present: true, value: collectRelative(nested, path) }) });
+      controls.push({ path, read: () => ({ present: true, value: collect(nested) }) });
       wrap.appendChild(fieldset);
       return wrap;
     }
@@ -246,8 +246,8 @@ export class SchemaForm {
         if (rows.length === 0) return { present: false, value: undefined };
         return {
           present: true,
-          value: rows.map((rowControls, index) => {
-            const value = collectRelative(rowControls, `${path}.${index}`);
+          value: rows.map((rowControls) => {
+            const value = collect(rowControls);
             return item.type === "object" || item.properties ? value : Object.values(value)[0];
           }),
         };
@@ -285,9 +285,6 @@ function collect(controls: FieldControl[]): Record<string, unknown> {
   return body;
 }
 
-function collectRelative(controls: FieldControl[], _prefix: string): Record<string, unknown> {
-  return collect(controls);
-}
 
 /** Mark the field the API named (or clear every mark with null); returns whether it was found. */
 export function showFieldError(container: HTMLElement, field: string | null, message: string | null): boolean {

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 from storyflow_media import __version__, keys, s3io
 from storyflow_media.audio import SourceAudio
 from storyflow_media.chunk import chunk
+from storyflow_media.compose import Scene, compose
 from storyflow_media.errors import BadManifest, MediaError, NotAVideo, Terminated, TruncatedVideo
 from storyflow_media.reassemble import reassemble
 
@@ -102,7 +103,55 @@ def build_parser() -> argparse.ArgumentParser:
         "(default input/<job-id>/source.mp4)",
     )
     r.add_argument("--workdir", type=Path, help="scratch directory (default: the system temp dir)")
+
+    k = sub.add_parser(
+        "compose",
+        help="compose story scenes (clip + narration + words.json) into jobs/J/final.mp4",
+        description="Fit each scene's clip to its narration (trim, slow, loop, hold; never cut short of the "
+        "narration), crossfade the scenes, loudness-normalise the narration, duck optional music under it, "
+        "and add subtitles from the word timings (ASS with PlayResX/Y = the output size; burned with libass "
+        "and/or a soft mov_text track), scaled with crop or pad to --aspect. --scenes is a JSON array of "
+        '{"clip_uri", "narration_uri", "words_uri"?} (s3:// URIs).',
+    )
+    k.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
+    k.add_argument("--output-bucket", required=True, help="bucket that receives the composed video")
+    k.add_argument("--scenes", required=True, type=_scenes, help="JSON array of the scenes' S3 URIs")
+    k.add_argument("--aspect", choices=["16:9", "9:16", "1:1"], default="16:9")
+    k.add_argument("--subtitles", choices=["burned", "soft", "both", "none"], default="burned")
+    k.add_argument("--music-uri", help="s3:// URI of background music (looped, ducked under the narration)")
+    k.add_argument("--crossfade", type=float, default=0.5, help="seconds between scenes (default 0.5)")
+    k.add_argument("--short-side", type=int, default=720, help="output short side in pixels (default 720)")
+    k.add_argument("--fit", choices=["crop", "pad"], default="crop", help="aspect by crop or pad")
+    k.add_argument("--output-key", help="key of the result (default jobs/<job-id>/final.mp4)")
+    k.add_argument("--workdir", type=Path, help="scratch directory (default: the system temp dir)")
     return parser
+
+
+def _s3(value: str) -> tuple[str, str]:
+    """s3://bucket/key → (bucket, key)."""
+    if not value.startswith("s3://") or "/" not in value[5:]:
+        raise argparse.ArgumentTypeError(f"not an s3://bucket/key URI: {value[:120]!r}")
+    bucket, key = value[5:].split("/", 1)
+    if not bucket or not key:
+        raise argparse.ArgumentTypeError(f"not an s3://bucket/key URI: {value[:120]!r}")
+    return bucket, key
+
+
+def _scenes(value: str) -> list[dict[str, tuple[str, str]]]:
+    """argparse type of --scenes: a non-empty JSON array of {clip_uri, narration_uri, words_uri?}."""
+    try:
+        items = json.loads(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--scenes is not JSON: {exc}") from None
+    if not isinstance(items, list) or not items:
+        raise argparse.ArgumentTypeError("--scenes must be a non-empty JSON array")
+    scenes: list[dict[str, tuple[str, str]]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not {"clip_uri", "narration_uri"} <= item.keys():
+            raise argparse.ArgumentTypeError(f"scene {i}: needs clip_uri and narration_uri")
+        names = ("clip_uri", "narration_uri", "words_uri")
+        scenes.append({name: _s3(str(item[name])) for name in names if item.get(name)})
+    return scenes
 
 
 def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -260,7 +309,47 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-COMMANDS = {"chunk": run_chunk, "reassemble": run_reassemble}
+def run_compose(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    s3 = s3io.s3_client()
+    job, ob = args.job_id, args.output_bucket
+    downloads: list[tuple[str, str, Path]] = []
+    scenes: list[Scene] = []
+    for i, item in enumerate(args.scenes):
+        paths = {
+            name: work / f"scene{i:03d}-{name.removesuffix('_uri')}{Path(key).suffix or '.bin'}"
+            for name, (_bucket, key) in item.items()
+        }
+        downloads += [(*item[name], path) for name, path in paths.items()]
+        scenes.append(Scene(paths["clip_uri"], paths["narration_uri"], paths.get("words_uri")))
+    music: Path | None = None
+    if args.music_uri:
+        bucket, key = _s3(args.music_uri)
+        music = work / f"music{Path(key).suffix or '.bin'}"
+        downloads.append((bucket, key, music))
+    s3io.parallel(lambda d: s3io.download(s3, *d), downloads)
+    log.info("downloaded %d scenes%s", len(scenes), " and the music" if music else "")
+    final = work / "final.mp4"
+    with _named({path.name: s3io.uri(bucket, key) for bucket, key, path in downloads}):
+        result = compose(
+            scenes,
+            final,
+            aspect=args.aspect,
+            short_side=args.short_side,
+            subtitles=args.subtitles,
+            music=music,
+            crossfade=args.crossfade,
+            fit=args.fit,
+            work=work,
+        )
+    final_key = args.output_key or keys.final_key(job)
+    s3io.upload(s3, final, ob, final_key)
+    log.info("wrote %s", s3io.uri(ob, final_key))
+    return {"job_id": job, "output_uri": s3io.uri(ob, final_key), "bucket": ob, "key": final_key} | asdict(
+        result
+    )
+
+
+COMMANDS = {"chunk": run_chunk, "reassemble": run_reassemble, "compose": run_compose}
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 Rules (:class:`CueRules`, defaults after common broadcast guidelines): a cue never spans a sentence end;
 at most 2 lines of at most 42 characters, balanced (the split that makes the longer line shortest); at
-most 7 s; a cue that must close mid-sentence closes after a clause (a comma, semicolon, colon or dash)
+most 7 s (lines break after a clause mark when one is near the middle, never after "the" or "of" when
+avoidable); a cue that must close mid-sentence closes after a clause (a comma, semicolon, colon or dash)
 in its second half when it has one; each cue lasts at least 1 s when the next one leaves room (never
 overlapping it). A single word longer than a line stays whole on its own line.
 """
@@ -20,6 +21,41 @@ from storyflow_tts.engines.base import Word
 
 SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*$")  # noqa: RUF001
 CLAUSE_END = re.compile(r"[,;:—–-][\"'”’)\]]*$")  # noqa: RUF001
+
+# Line breaks: prefer one after a clause mark; avoid an article, preposition or conjunction at a line's end.
+BREAK_AFTER_CLAUSE = 8.0
+WEAK_LINE_END_PENALTY = 8.0
+WEAK_LINE_ENDS = frozenset(
+    {
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "and",
+        "or",
+        "but",
+        "nor",
+        "as",
+        "that",
+        "which",
+        "who",
+        "his",
+        "her",
+        "its",
+        "their",
+        "my",
+        "your",
+        "our",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -49,12 +85,18 @@ def wrap(words: Sequence[str], rules: CueRules) -> tuple[str, ...] | None:
     if rules.max_lines < 2:
         return None
     best: tuple[str, ...] | None = None
+    best_score = 0.0
     for split in range(1, len(words)):
         first, second = " ".join(words[:split]), " ".join(words[split:])
         if len(first) > rules.max_line_chars or len(second) > rules.max_line_chars:
             continue
-        if best is None or max(len(first), len(second)) < max(len(line) for line in best):
-            best = (first, second)
+        score = float(max(len(first), len(second)))
+        if CLAUSE_END.search(words[split - 1]):
+            score -= BREAK_AFTER_CLAUSE  # "Out on the bay, / the small boats turned for home."
+        elif words[split - 1].lower() in WEAK_LINE_ENDS:
+            score += WEAK_LINE_END_PENALTY  # not "... climbed the / one hundred steps"
+        if best is None or score < best_score:
+            best, best_score = (first, second), score
     return best
 
 

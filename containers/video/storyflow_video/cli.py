@@ -32,6 +32,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from botocore.exceptions import ClientError
+
 from storyflow_video import __version__, keys, s3io
 from storyflow_video.encode import write_mp4
 from storyflow_video.engines import ENGINES, Engine, load
@@ -166,7 +168,7 @@ def run_generate(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         try:
             bucket, key = s3io.split_uri(job.image_uri)
             data = s3io.read(s3, bucket, key)
-        except s3io.ClientError as error:
+        except ClientError as error:
             if s3io.is_missing(error):
                 raise InvalidImage(f"{job.image_uri} does not exist") from error
             raise
@@ -226,7 +228,8 @@ class StepReport:
 
     def success(self, result: dict[str, Any]) -> None:
         if self.bucket is not None:
-            s3io.put_json(s3io.s3_client(), self.bucket, keys.step_result_key(self.job, STEP), result)
+            key = keys.step_result_key(self.job, STEP)
+            s3io.put_json(s3io.s3_client(), self.bucket, key, result, intermediate=True)
 
     def failure(self, error: str, message: str, exit_code: int, quick: bool = False) -> None:
         """Never raises: the original error is always the one reported."""
@@ -241,7 +244,8 @@ class StepReport:
             "exit_code": exit_code,
         }
         try:
-            s3io.put_json(s3io.quick_s3_client() if quick else s3io.s3_client(), self.bucket, key, document)
+            client = s3io.quick_s3_client() if quick else s3io.s3_client()
+            s3io.put_json(client, self.bucket, key, document, intermediate=True)
         except Exception as exc:
             print(
                 f"warning: could not write {s3io.uri(self.bucket, key)}: {type(exc).__name__}: {exc}",

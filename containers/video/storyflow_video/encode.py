@@ -39,4 +39,5 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     """Float frames in [0, 1] (what diffusers' output_type="np" gives) → uint8 RGB."""
     if frames.dtype == np.uint8:
         return frames
-    return (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    out: np.ndarray = (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return out

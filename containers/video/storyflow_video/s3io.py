@@ -71,9 +71,14 @@ def upload(s3: Any, path: Path, bucket: str, key: str, content_type: str = MP4) 
     s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
 
 
-def put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
+LIFECYCLE_TAGGING = "storyflow-lifecycle=expire-intermediate"
+
+
+def put_json(s3: Any, bucket: str, key: str, value: Any, *, intermediate: bool = False) -> None:
+    """Write `value` as JSON; `intermediate` tags it for the 1-day lifecycle rule in the same call."""
     body = json.dumps(value, separators=(",", ":")).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    tagging = {"Tagging": LIFECYCLE_TAGGING} if intermediate else {}
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **tagging)
 
 
 class JobRecord:

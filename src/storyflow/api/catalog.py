@@ -22,6 +22,10 @@ class WorkflowUpload(BaseModel):
     name: str = Field(description="The file's name under input/{job_id}/.")
     content_type: str
     max_bytes: int = Field(description="The largest upload a request with default values accepts.")
+    required: bool = Field(
+        description="Every request waits for the upload; false: only a request that asks for one (its "
+        "`POST /jobs` answer then has an upload ticket)."
+    )
 
 
 class WorkflowOutput(BaseModel):
@@ -48,11 +52,18 @@ def _upload(workflow: registry.Workflow) -> WorkflowUpload | None:
     upload = workflow.upload
     if upload is None:
         return None
+    defaults = workflow.request.model_construct()
     try:
-        max_bytes = upload.max_bytes(workflow.request.model_construct())
+        max_bytes = upload.max_bytes(defaults)
     except (AttributeError, TypeError, ValueError):  # the limit needs fields that have no default
         max_bytes = 0
-    return WorkflowUpload(name=upload.name, content_type=upload.content_type, max_bytes=max_bytes)
+    try:
+        required = bool(upload.wanted(defaults))
+    except (AttributeError, TypeError, ValueError):
+        required = False
+    return WorkflowUpload(
+        name=upload.name, content_type=upload.content_type, max_bytes=max_bytes, required=required
+    )
 
 
 def describe(workflow: registry.Workflow, settings: Settings) -> WorkflowInfo:

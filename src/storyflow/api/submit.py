@@ -75,7 +75,9 @@ def submit_job(request: BaseModel, settings: Settings) -> JobAccepted:
             store.discard_queued(job_id)
         else:
             store.transition(
-                job_id, JobStatus.FAILED, error=JobError(error="StartExecutionFailed", cause=str(error)[:1000])
+                job_id,
+                JobStatus.FAILED,
+                error=JobError(error="StartExecutionFailed", cause=str(error)[:1000]),
             )
         logger.exception("could not start the workflow", extra={"job_id": job_id})
         raise TransientError(f"could not start the {workflow.kind.value} workflow; try again") from error

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 
 from storyflow.errors import PayloadTooLarge
-from storyflow.models import JobKind
 
 MAX_BODY_BYTES = 64 * 1024
 _SOURCES = ("body", "path", "query", "header", "cookie")
-_KIND_TAGS = frozenset(kind.value for kind in JobKind)
+
+
+@cache
+def _kind_tags() -> frozenset[str]:
+    """The job kinds (the body union's tags). Imported on first use: storyflow.models builds every request
+    model, which the backend's `/start` function, using only these error helpers, never needs."""
+    from storyflow.models import JobKind
+
+    return frozenset(kind.value for kind in JobKind)
 
 
 class ApiError(BaseModel):
@@ -48,7 +56,7 @@ def _field_path(loc: Sequence[Any]) -> str:
     """('body', 'video', 'num_videos') -> 'num_videos'; ('body', 'scenes', 0, 'x') -> 'scenes.0.x'."""
     parts = list(loc)
     source = parts.pop(0) if parts and parts[0] in _SOURCES else None
-    if source == "body" and len(parts) > 1 and parts[0] in _KIND_TAGS:
+    if source == "body" and len(parts) > 1 and parts[0] in _kind_tags():
         parts.pop(0)  # the discriminated union's tag, not a field the client sent
     return ".".join(str(part) for part in parts) or (source or "request")
 
@@ -65,7 +73,7 @@ def describe_validation_errors(errors: Iterable[Mapping[str, Any]]) -> tuple[str
             position = loc[1] if len(loc) > 1 else "?"
             field, message = "body", f"body: malformed JSON ({reason} at position {position})"
         elif kind in {"union_tag_invalid", "union_tag_not_found"}:
-            expected = ", ".join(sorted(_KIND_TAGS))
+            expected = ", ".join(sorted(_kind_tags()))
             field = "kind"
             message = f"kind: must be one of {expected}" + (
                 " (missing)"

@@ -48,7 +48,14 @@ def refused(result: ApiResult, status: int, field: str, *words: str) -> None:
         ({"kind": "tts", "text": "hi", "speed": 9}, "speed", []),
         ({"kind": "tts", "text": "hi", "voice": "../x"}, "voice", []),
         ({"kind": "story", "scenes": []}, "scenes", []),
-        ({"kind": "story", "scenes": [{"narration": "n"}]}, "scenes.0.prompt", ["Field required"]),
+        ({"kind": "story", "scenes": [{"visual_prompt": "p"}]}, "scenes.0.text", ["Field required"]),
+        ({"kind": "story", "scenes": [{"text": "  "}]}, "scenes.0.text", ["at least 1 character"]),
+        ({"kind": "story", "scenes": [{"text": "t"}] * 51}, "scenes", ["at most 50"]),
+        ({"kind": "story", "prompt": "p", "aspect": "4:3"}, "aspect", []),
+        ({"kind": "story", "prompt": "p", "stereo": "diagonal"}, "stereo", []),
+        ({"kind": "story", "prompt": "p", "voice": "nobody"}, "voice", ["unknown voice"]),
+        ({"kind": "story", "prompt": "p", "music_uri": "http://x/a.mp3"}, "music_uri", []),
+        ({"kind": "story", "prompt": "p", "scenes": [{"text": "t"}]}, "scenes", ["not both"]),
         ({"kind": "stereo", "max_upload_bytes": 0}, "max_upload_bytes", []),
         ({"kind": "stereo", "layout": "diagonal"}, "layout", []),
         ({"kind": "stereo", "baseline": 5}, "baseline", []),
@@ -94,7 +101,7 @@ def test_a_valid_body_over_64_kb_is_413(
     call_api: Call, state_machines: dict[str, str], assert_nothing_written: Callable[[], None]
 ) -> None:
     # Given a story whose every field is in range but whose body is ~90 kB
-    scenes = [{"narration": "n" * 4000, "prompt": "p" * 500} for _ in range(20)]
+    scenes = [{"text": "n" * 4000, "visual_prompt": "p" * 500} for _ in range(20)]
     # When it is submitted
     result = call_api(with_body(load_event("api_submit_video"), {"kind": "story", "scenes": scenes}))
 

@@ -77,8 +77,8 @@ def test_submit_video_creates_a_queued_job_and_starts_its_execution(
         {"kind": "story", "prompt": "a fox learns to fly"},
         {
             "kind": "story",
-            "scenes": [{"narration": "The fox jumps.", "prompt": "a fox mid-air"}],
-            "stereo": True,
+            "scenes": [{"text": "The fox jumps.", "visual_prompt": "a fox mid-air"}],
+            "stereo": "half",
         },
     ],
     ids=["tts", "story-prompt", "story-scenes"],

@@ -53,7 +53,11 @@ def test_the_same_ids_with_other_parameters_are_a_409_naming_task_id(
         ({"num_frames": 120}, "num_frames", "4k+1"),
         ({"prompt": "x" * 4001}, "prompt", "at most 4000"),
         ({"image_uri": "https://example.com/a.png"}, "image_uri", "pattern"),
-        ({"image_uri": "s3://storyflow-input/a.png", "image_upload": "image/png"}, "image_upload", "not both"),
+        (
+            {"image_uri": "s3://storyflow-input/a.png", "image_upload": "image/png"},
+            "image_upload",
+            "not both",
+        ),
     ],
 )
 def test_out_of_range_fields_are_a_400_naming_the_field(

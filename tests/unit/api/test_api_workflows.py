@@ -47,7 +47,12 @@ def test_workflows_describe_every_registry_entry(call_api: Call, monkeypatch: py
     assert not any(item["deployed"] for item in items if item["kind"] != "stereo")
     stereo = items[0]
     # And stereo's upload, outputs, stages and request schema are the registry's
-    assert stereo["upload"] == {"name": "source.mp4", "content_type": "video/mp4", "max_bytes": 2 * 1024**3}
+    assert stereo["upload"] == {
+        "name": "source.mp4",
+        "content_type": "video/mp4",
+        "max_bytes": 2 * 1024**3,
+        "required": True,
+    }
     assert stereo["outputs"][0]["name"] == "final.mp4" and stereo["outputs"][0]["media_type"] == "video/mp4"
     assert stereo["stages"] == ["chunking", "inferring", "reassembling"]
     assert stereo["request_schema"]["properties"]["layout"]["enum"] == ["full", "half"]

@@ -106,3 +106,14 @@ def test_srt_and_vtt_are_written_by_pysubs2_and_read_back() -> None:
     assert vtt.startswith("WEBVTT")
     assert "00:00:01.500 --> 00:00:03.250" in vtt
     assert "Fish &amp; chips (for two)\na &lt; b" in vtt
+
+
+def test_lines_break_after_a_clause_and_never_after_an_article_when_avoidable() -> None:
+    bay = "Out on the bay, the small boats turned for home."
+    assert wrap(bay.split(" "), RULES) == (
+        "Out on the bay,",
+        "the small boats turned for home.",
+    )
+    keeper = "The lighthouse keeper climbed the one hundred and twelve steps at dusk"
+    lines = wrap(keeper.split(" "), RULES)
+    assert lines is not None and not lines[0].endswith(" the")

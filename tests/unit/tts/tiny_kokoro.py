@@ -11,9 +11,24 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+# Kokoro-82M's own sizes (its config.json): random weights at full size compute exactly what the real model
+# does, which is what a speed benchmark needs.
+FULL_SIZE = {
+    "n_layer": 3,
+    "max_dur": 50,
+    "plbert": {
+        "hidden_size": 768,
+        "num_attention_heads": 12,
+        "intermediate_size": 2048,
+        "max_position_embeddings": 512,
+        "num_hidden_layers": 12,
+        "dropout": 0.1,
+    },
+}
 
-def tiny_config(vocab: dict[str, int]) -> dict[str, Any]:
-    return {
+
+def tiny_config(vocab: dict[str, int], full_size: bool = False) -> dict[str, Any]:
+    config = {
         "istftnet": {
             "upsample_kernel_sizes": [20, 12],
             "upsample_rates": [10, 6],
@@ -44,6 +59,7 @@ def tiny_config(vocab: dict[str, int]) -> dict[str, Any]:
         },
         "vocab": vocab,
     }
+    return {**config, **FULL_SIZE} if full_size else config
 
 
 def phoneme_vocab(texts: Iterable[str], british: bool = False) -> dict[str, int]:
@@ -59,7 +75,9 @@ def phoneme_vocab(texts: Iterable[str], british: bool = False) -> dict[str, int]
     return {symbol: i + 1 for i, symbol in enumerate(sorted(symbols))}
 
 
-def build_model_dir(folder: Path, texts: Iterable[str], voices: Iterable[str] = ("af_heart",)) -> Path:
+def build_model_dir(
+    folder: Path, texts: Iterable[str], voices: Iterable[str] = ("af_heart",), full_size: bool = False
+) -> Path:
     import torch
 
     texts = list(texts)
@@ -68,7 +86,7 @@ def build_model_dir(folder: Path, texts: Iterable[str], voices: Iterable[str] = 
         vocab.setdefault(symbol, len(vocab) + 1)
     assert max(vocab.values()) < 178, "the tiny vocab must fit n_token"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(tiny_config(vocab)), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps(tiny_config(vocab, full_size)), encoding="utf-8")
     torch.save({}, folder / "empty.pth")
     (folder / "voices").mkdir(exist_ok=True)
     generator = torch.Generator().manual_seed(0)

@@ -8,14 +8,21 @@ from typing import Any
 
 import boto3
 import pytest
+from storyflow_video.cli import main
 
 from storyflow import keys
 from storyflow.jobstore import JobStore
 from storyflow.models import JobKind, JobStatus
-from storyflow_video.cli import main
 
 JOB = keys.derived_job_id("video", "parent-1", "task-1")
-REQUEST = {"prompt": "a lighthouse at dusk", "seed": 4, "width": 160, "height": 96, "num_frames": 9, "steps": 3}
+REQUEST = {
+    "prompt": "a lighthouse at dusk",
+    "seed": 4,
+    "width": 160,
+    "height": 96,
+    "num_frames": 9,
+    "steps": 3,
+}
 
 
 @pytest.fixture
@@ -24,7 +31,9 @@ def running(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> JobStore:
     monkeypatch.setenv("RESULT_BUCKET", stack["OUTPUT_BUCKET"])
     monkeypatch.setenv("ENGINE", "preview")
     store = JobStore(stack["JOBS_TABLE"])
-    store.create(JobKind.VIDEO, JOB, {"kind": "video", "parent_id": "parent-1", "task_id": "task-1", **REQUEST})
+    store.create(
+        JobKind.VIDEO, JOB, {"kind": "video", "parent_id": "parent-1", "task_id": "task-1", **REQUEST}
+    )
     store.transition(JOB, JobStatus.RUNNING, stage="provisioning")
     return store
 
@@ -49,7 +58,9 @@ def generate(stack: dict[str, Any], *extra: str) -> int:
 def step_document(stack: dict[str, Any], name: str) -> dict[str, Any]:
     s3 = boto3.client("s3")
     key = f"jobs/{JOB}/steps/generate/{name}"
-    document: dict[str, Any] = json.loads(s3.get_object(Bucket=stack["OUTPUT_BUCKET"], Key=key)["Body"].read())
+    document: dict[str, Any] = json.loads(
+        s3.get_object(Bucket=stack["OUTPUT_BUCKET"], Key=key)["Body"].read()
+    )
     return document
 
 
@@ -63,7 +74,12 @@ def test_generate_uploads_the_clips_writes_result_json_and_keeps_progress(
     uri = f"s3://{stack['OUTPUT_BUCKET']}/videos/parent-1/task-1/0.mp4"
     result = step_document(stack, "result.json")
     assert result["outputs"] == {"0.mp4": uri}
-    assert (result["width"], result["height"], result["num_frames"], result["engine"]) == (160, 96, 9, "preview")
+    assert (result["width"], result["height"], result["num_frames"], result["engine"]) == (
+        160,
+        96,
+        9,
+        "preview",
+    )
     head = boto3.client("s3").head_object(Bucket=stack["OUTPUT_BUCKET"], Key="videos/parent-1/task-1/0.mp4")
     assert head["ContentType"] == "video/mp4" and head["ContentLength"] > 1000
     # And the job's progress is complete (steps x videos) and its stage says the upload happened

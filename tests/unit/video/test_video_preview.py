@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from storyflow_video.cli import render
 from storyflow_video.engines import load
 from storyflow_video.engines.preview import PreviewEngine
 from storyflow_video.request import parse
+
 from tests.unit.video.helpers import differs, moov_before_mdat, probe
 
 REQUEST = {"prompt": "A lighthouse at dusk, waves on the rocks", "seed": 11, "width": 320, "height": 176}
@@ -62,7 +62,10 @@ def test_two_videos_get_consecutive_seeds_and_progress_counts_every_step(tmp_pat
     assert (tmp_path / "1.mp4").is_file() and probe(tmp_path / "1.mp4")["frames"] == 25
     generating = [(v, s) for v, s, stage in steps if stage == "generating"]
     assert generating == [(0, s) for s in range(1, 6)] + [(1, s) for s in range(1, 6)]
-    assert [(v, stage) for v, _, stage in steps if stage == "uploading"] == [(1, "uploading"), (2, "uploading")]
+    assert [(v, stage) for v, _, stage in steps if stage == "uploading"] == [
+        (1, "uploading"),
+        (2, "uploading"),
+    ]
 
 
 def test_an_image_pans_and_zooms_at_the_requested_size(tmp_path: Path) -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import pytest
-
-from storyflow import keys as layer_keys
 from storyflow_video import keys
 from storyflow_video.errors import InvalidRequest
 from storyflow_video.request import parse, wan_size
+
+from storyflow import keys as layer_keys
 
 
 @pytest.mark.parametrize(
     ("requested", "rendered"), [((1280, 720), (1280, 704)), ((832, 480), (832, 480)), ((96, 80), (96, 64))]
 )
-def test_wan_renders_sizes_rounded_down_to_multiples_of_32(requested: tuple[int, int], rendered: tuple[int, int]) -> None:
+def test_wan_renders_sizes_rounded_down_to_multiples_of_32(
+    requested: tuple[int, int], rendered: tuple[int, int]
+) -> None:
     assert wan_size(*requested) == rendered
 
 
@@ -51,4 +53,8 @@ def test_container_keys_agree_with_the_layer() -> None:
     assert keys.step_result_key(job, "generate") == layer_keys.step_result_key(job, "generate")
     assert keys.step_error_key(job, "generate") == layer_keys.step_error_key(job, "generate")
     prefix = layer_keys.video_prefix("parent-1", "task_1")
-    assert keys.video_key(prefix, 1) == layer_keys.video_key("parent-1", "task_1", 1) == "videos/parent-1/task_1/1.mp4"
+    assert (
+        keys.video_key(prefix, 1)
+        == layer_keys.video_key("parent-1", "task_1", 1)
+        == "videos/parent-1/task_1/1.mp4"
+    )

@@ -278,13 +278,6 @@ export interface components {
              */
             total: number;
         };
-        /** Scene */
-        Scene: {
-            /** Narration */
-            narration: string;
-            /** Prompt */
-            prompt: string;
-        };
         /** StereoRequest */
         StereoRequest: {
             /**
@@ -316,27 +309,77 @@ export interface components {
              */
             max_upload_bytes: number;
         };
-        /** StoryRequest */
+        /**
+         * StoryRequest
+         * @description A story: a `prompt` (scenes written by the LLM) or the `scenes` themselves, narrated, illustrated
+         *     with a clip per scene and composed into one video.
+         */
         StoryRequest: {
+            /**
+             * Aspect
+             * @default 16:9
+             * @enum {string}
+             */
+            aspect: "16:9" | "9:16" | "1:1";
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
             kind: "story";
-            /** Prompt */
+            /**
+             * Music Uri
+             * @description background music in one of the stack's buckets, ducked under the narration
+             */
+            music_uri?: string | null;
+            /**
+             * Prompt
+             * @description what the story is about (give prompt or scenes)
+             */
             prompt?: string | null;
-            /** Scenes */
-            scenes?: components["schemas"]["Scene"][] | null;
+            /**
+             * Scenes
+             * @description the scenes, in order (give prompt or scenes); no LLM is asked
+             */
+            scenes?: components["schemas"]["StoryScene"][] | null;
             /**
              * Stereo
-             * @default false
+             * @description also convert the story to side-by-side 3D (full or half width per eye)
              */
-            stereo: boolean;
+            stereo?: ("full" | "half") | null;
+            /**
+             * Subtitles
+             * @default burned
+             * @enum {string}
+             */
+            subtitles: "burned" | "soft" | "both";
             /**
              * Voice
+             * @description the narrator: a Kokoro voice
              * @default af_heart
+             * @enum {string}
              */
-            voice: string;
+            voice: "af_alloy" | "af_aoede" | "af_bella" | "af_heart" | "af_jessica" | "af_kore" | "af_nicole" | "af_nova" | "af_river" | "af_sarah" | "af_sky" | "am_adam" | "am_echo" | "am_eric" | "am_fenrir" | "am_liam" | "am_michael" | "am_onyx" | "am_puck" | "am_santa" | "bf_alice" | "bf_emma" | "bf_isabella" | "bf_lily" | "bm_daniel" | "bm_fable" | "bm_george" | "bm_lewis";
+        };
+        /**
+         * StoryScene
+         * @description One scene of a story: what the narrator says, and what the clip shows.
+         */
+        StoryScene: {
+            /**
+             * Image Uri
+             * @description image-to-video for this scene: a PNG/JPEG/WebP in one of the stack's buckets
+             */
+            image_uri?: string | null;
+            /**
+             * Text
+             * @description the narration
+             */
+            text: string;
+            /**
+             * Visual Prompt
+             * @description what the scene's clip shows (default: the narration text)
+             */
+            visual_prompt?: string | null;
         };
         /**
          * TtsRequest
@@ -547,6 +590,11 @@ export interface components {
              * @description The file's name under input/{job_id}/.
              */
             name: string;
+            /**
+             * Required
+             * @description Every request waits for the upload; false: only a request that asks for one (its `POST /jobs` answer then has an upload ticket).
+             */
+            required: boolean;
         };
     };
     responses: never;

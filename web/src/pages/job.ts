@@ -167,13 +167,15 @@ function renderOutputs(section: HTMLElement, links: JobOutputs, job: Job, workfl
   const entries = Object.entries(links.outputs);
   const vtt = entries.find(([name]) => mediaType(name, workflow) === "text/vtt");
   const layout = typeof job.request?.layout === "string" ? job.request.layout : null; // stereo: full|half SBS
+  let audioShown = false; // one player for the narration (its other formats are downloads)
   for (const [name, url] of entries) {
     const type = mediaType(name, workflow);
     const description = workflow?.outputs.find((o) => o.name === name)?.description;
     const figure = h("figure", { class: "output" });
     if (type.startsWith("video/")) {
       figure.appendChild(videoPlayer(name, url, layout));
-    } else if (type.startsWith("audio/")) {
+    } else if (type.startsWith("audio/") && !audioShown) {
+      audioShown = true;
       const audio = h("audio", { controls: true, preload: "metadata", src: url, crossorigin: vtt ? "anonymous" : undefined });
       if (vtt) audio.appendChild(h("track", { kind: "subtitles", src: vtt[1], srclang: "en", label: "Subtitles", default: true }));
       figure.appendChild(audio);

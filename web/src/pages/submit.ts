@@ -37,9 +37,14 @@ function renderForm(workflow: WorkflowInfo, ctx: Context): HTMLElement {
   const schemaForm = new SchemaForm(workflow.request_schema as Schema, prefix);
   const message = h("div", { class: "messages", "aria-live": "polite" });
   const upload = workflow.upload;
+  const required = upload?.required ?? false;
   const fileId = `${prefix}-file`;
+  // A field whose choices are content types picks the upload's type (video: image_upload); choosing a file
+  // of one of those types sets it, so an optional upload is asked for by choosing a file.
+  const typeField = upload ? uploadTypeField(workflow.request_schema as Schema, upload.content_type) : null;
+  const accept = typeField ? typeField.types.join(",") : upload?.content_type;
   const file = upload
-    ? h("input", { id: fileId, name: "file", type: "file", accept: upload.content_type, required: true, "aria-describedby": `${fileId}-help ${fileId}-error` })
+    ? h("input", { id: fileId, name: "file", type: "file", accept, required, "aria-describedby": `${fileId}-help ${fileId}-error` })
     : null;
   const progress = h("progress", { max: 100, value: 0, id: `${prefix}-progress`, "aria-label": "Upload progress" });
   const progressText = h("span", { class: "muted", "aria-live": "polite" });
@@ -53,9 +58,9 @@ function renderForm(workflow: WorkflowInfo, ctx: Context): HTMLElement {
       ? h(
           "div",
           { class: "field", dataset: { field: "file" } },
-          h("label", { for: fileId }, "File", h("span", { class: "req", "aria-hidden": "true" }, " *")),
+          h("label", { for: fileId }, "File", required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : " (optional)"),
           file,
-          h("p", { id: `${fileId}-help`, class: "help" }, `${upload?.content_type}, at most ${formatBytes(upload?.max_bytes ?? 0)}.`),
+          h("p", { id: `${fileId}-help`, class: "help" }, `${accept}, at most ${formatBytes(upload?.max_bytes ?? 0)}.`),
           h("p", { id: `${fileId}-error`, class: "error", hidden: true }),
         )
       : null,
@@ -84,11 +89,12 @@ function renderForm(workflow: WorkflowInfo, ctx: Context): HTMLElement {
     clear(message);
     const body: Record<string, unknown> = { kind: workflow.kind, ...schemaForm.value() };
     const chosen = file?.files?.[0];
-    if (upload && file) {
+    if (upload && file && (chosen || required)) {
       if (!chosen) {
         fail(new ApiFailure(0, "Choose a file to upload.", "file"));
         return;
       }
+      if (typeField && typeField.types.includes(chosen.type)) body[typeField.name] = chosen.type;
       if (upload.max_bytes && chosen.size > upload.max_bytes) {
         fail(new ApiFailure(0, `The file is ${formatBytes(chosen.size)}; the limit is ${formatBytes(upload.max_bytes)}.`, "file"));
         return;
@@ -105,6 +111,9 @@ function renderForm(workflow: WorkflowInfo, ctx: Context): HTMLElement {
           params: { header: { "idempotency-key": crypto.randomUUID() } },
         }),
       );
+      if (accepted.upload && !chosen) {
+        throw new ApiFailure(0, `Job ${accepted.job_id} waits for a file: choose one and submit again.`, "file");
+      }
       if (upload && chosen && accepted.upload) {
         progressBox.hidden = false;
         const total = chosen.size;
@@ -127,4 +136,17 @@ function renderForm(workflow: WorkflowInfo, ctx: Context): HTMLElement {
   }
 
   return form;
+}
+
+function uploadTypeField(schema: Schema, contentType: string): { name: string; types: string[] } | null {
+  for (const [name, property] of Object.entries(schema.properties ?? {})) {
+    const options = [property, ...(property.anyOf ?? [])];
+    for (const option of options) {
+      const values = option.enum?.filter((value): value is string => typeof value === "string") ?? [];
+      if (values.length && values.every((value) => value.includes("/")) && values.includes(contentType)) {
+        return { name, types: values };
+      }
+    }
+  }
+  return null;
 }

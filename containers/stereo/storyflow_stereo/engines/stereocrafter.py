@@ -33,68 +33,31 @@ import numpy as np
 
 from storyflow_stereo.engines.base import Engine, RenderResult
 from storyflow_stereo.errors import ModelNotAvailable
+
+# The layout lives there (stdlib only): `storyflow models check|pack stereo` checks the same lists.
+from storyflow_stereo.model_layout import (
+    DEPTHCRAFTER_DIR,
+    REQUIRED_FILES,
+    REQUIRED_WEIGHT_DIRS,
+    STEREOCRAFTER_UNET_DIR,
+    SVD_DIR,
+    missing_model_files,
+    resolve_model_dir,
+)
 from storyflow_stereo.params import StereoParams
 from storyflow_stereo.video import VideoReader, VideoWriter
 from storyflow_stereo.warp import output_size, pack_side_by_side, render_right_eye
 
+__all__ = ["REQUIRED_FILES", "REQUIRED_WEIGHT_DIRS", "StereoCrafterEngine", "missing_model_files"]
+
 log = logging.getLogger(__name__)
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
-SVD_DIR = "stable-video-diffusion-img2vid-xt-1-1"
-DEPTHCRAFTER_DIR = "DepthCrafter"
-STEREOCRAFTER_UNET_DIR = "StereoCrafter/unet_diffusers"
-REQUIRED_FILES = (
-    f"{SVD_DIR}/model_index.json",
-    f"{SVD_DIR}/feature_extractor/preprocessor_config.json",
-    f"{SVD_DIR}/image_encoder/config.json",
-    f"{SVD_DIR}/scheduler/scheduler_config.json",
-    f"{SVD_DIR}/vae/config.json",
-    f"{DEPTHCRAFTER_DIR}/config.json",
-    f"{STEREOCRAFTER_UNET_DIR}/config.json",
-)
-# Folders that must hold at least one weights file (*.safetensors or *.bin).
-REQUIRED_WEIGHT_DIRS = (
-    f"{SVD_DIR}/image_encoder",
-    f"{SVD_DIR}/vae",
-    DEPTHCRAFTER_DIR,
-    STEREOCRAFTER_UNET_DIR,
-)
 CODE_MODULES = (
     "pipelines.stereo_video_inpainting",
     "dependency.DepthCrafter.depthcrafter.depth_crafter_ppl",
     "dependency.DepthCrafter.depthcrafter.unet",
 )
-
-
-def missing_model_files(root: Path) -> list[str]:
-    """Paths (under ``root``) that the engine needs and that are absent; empty when complete."""
-    missing = [str(root / rel) for rel in REQUIRED_FILES if not (root / rel).is_file()]
-    for rel in REQUIRED_WEIGHT_DIRS:
-        folder = root / rel
-        has_weights = folder.is_dir() and any(
-            p.suffix in (".safetensors", ".bin") for p in folder.iterdir() if p.is_file()
-        )
-        if not has_weights:
-            missing.append(f"{folder}/*.safetensors")
-    return missing
-
-
-def resolve_model_dir(*roots: Path) -> tuple[Path, list[str]]:
-    """The first complete folder among each root and its ``weights/``; else the nearest and what it lacks."""
-    best: tuple[Path, list[str]] | None = None
-    seen: set[Path] = set()
-    for root in roots:
-        for candidate in (root, root / "weights"):
-            if candidate in seen:
-                continue
-            seen.add(candidate)
-            missing = missing_model_files(candidate)
-            if not missing:
-                return candidate, []
-            if best is None or len(missing) < len(best[1]):
-                best = (candidate, missing)
-    assert best is not None, "no model folder to look in"
-    return best
 
 
 def temporal_windows(n: int, chunk: int, overlap: int) -> list[tuple[int, int, int]]:

@@ -29,13 +29,13 @@ import numpy.typing as npt
 
 from storyflow_tts.engines.base import Engine, Speech, Word
 from storyflow_tts.errors import EngineFailed, InvalidParams, ModelNotAvailable, NothingToSay
+from storyflow_tts.model_layout import WEIGHTS, missing_files  # shared with `storyflow models`
 from storyflow_tts.params import TtsParams
 from storyflow_tts.voices import LANGS
 
 SAMPLE_RATE = 24_000
 REPO_ID = "hexgrad/Kokoro-82M"  # only names the model for KModel/KPipeline; nothing is downloaded
 DEFAULT_MODEL_DIR = "/opt/ml/model"
-WEIGHTS = "kokoro-v1_0.pth"
 SPACY_MODEL = "en_core_web_sm"
 # Sentence ends (with a closing quote or bracket) and line breaks: each piece is one G2P call.
 SENTENCES = r"\n+|(?<=[.!?…])\s+|(?<=[.!?…][\"'”’)\]])\s+"  # noqa: RUF001
@@ -74,6 +74,12 @@ class KokoroEngine(Engine):
 
     def load(self) -> None:
         folder = self.folder or model_dir()
+        missing = missing_files(folder, os.environ.get("KOKORO_WEIGHTS"))
+        if missing:  # the layout `storyflow models check tts` validates (storyflow_tts.model_layout)
+            raise ModelNotAvailable(
+                f"Kokoro model folder {folder} (MODEL_DIR) lacks {', '.join(missing)}; "
+                "weights are never downloaded"
+            )
         config_file = folder / "config.json"
         if not config_file.is_file():
             raise ModelNotAvailable(

@@ -55,11 +55,11 @@ def _text_layer(text: str, width: int, max_height: int, size: int) -> tuple[np.n
         line_width = draw.textlength(line, font=font)
         draw.text(((width - line_width) / 2, size // 2 + i * line_height), line, font=font, fill=255)
     shadow = alpha.filter(ImageFilter.GaussianBlur(max(1, size // 10)))
-    text = np.asarray(alpha, np.float32) / 255.0
+    ink = np.asarray(alpha, np.float32) / 255.0
     glow = np.asarray(shadow, np.float32) / 255.0
     rgb = np.full((height, width, 3), 255, np.uint8)
-    rgb[text < 0.5] = 0  # shadow pixels are dark; text pixels white
-    return rgb, np.maximum(text, glow * 0.6)
+    rgb[ink < 0.5] = 0  # shadow pixels are dark; text pixels white
+    return rgb, np.maximum(ink, glow * 0.6)
 
 
 class _Overlay:

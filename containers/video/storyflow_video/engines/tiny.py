@@ -7,6 +7,7 @@ code path runs on it in tests and on CPU. Its frames are noise-like; only the sh
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 VOCAB = ["<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(61)]  # 64 ids, as the tiny encoder's vocab
@@ -14,24 +15,26 @@ VOCAB = ["<pad>", "</s>", "<unk>"] + [f"w{i}" for i in range(61)]  # 64 ids, as 
 
 def tokenizer() -> Any:
     """A WordLevel `tokenizers` tokenizer (unknown words → <unk>) in a PreTrainedTokenizerFast."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    tokenizers: Any = importlib.import_module("tokenizers")
+    transformers: Any = importlib.import_module("transformers")
 
-    inner = Tokenizer(models.WordLevel(vocab={w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
-    inner.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
+    inner = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel(vocab={w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>")
+    )
+    inner.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(
         tokenizer_object=inner, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
     )
 
 
 def build_pipeline(seed: int = 0) -> Any:
     """The tiny WanPipeline (float32, CPU). Deterministic for a given seed."""
-    import torch
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-    from transformers import T5Config, UMT5EncoderModel
+    torch: Any = importlib.import_module("torch")
+    diffusers: Any = importlib.import_module("diffusers")
+    transformers: Any = importlib.import_module("transformers")
 
     torch.manual_seed(seed)
-    vae = AutoencoderKLWan(
+    vae = diffusers.AutoencoderKLWan(
         base_dim=3,
         z_dim=48,
         in_channels=12,
@@ -46,7 +49,7 @@ def build_pipeline(seed: int = 0) -> Any:
         scale_factor_temporal=4,
         temperal_downsample=[False, True, True],
     )
-    transformer = WanTransformer3DModel(
+    transformer = diffusers.WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
         attention_head_dim=12,
@@ -60,8 +63,8 @@ def build_pipeline(seed: int = 0) -> Any:
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
     )
-    text_encoder = UMT5EncoderModel(
-        T5Config(
+    text_encoder = transformers.UMT5EncoderModel(
+        transformers.UMT5Config(
             vocab_size=len(VOCAB),
             d_model=32,
             d_kv=8,
@@ -71,10 +74,10 @@ def build_pipeline(seed: int = 0) -> Any:
             relative_attention_num_buckets=8,
         )
     )
-    scheduler = UniPCMultistepScheduler(
+    scheduler = diffusers.UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0
     )
-    pipe = WanPipeline(
+    pipe = diffusers.WanPipeline(
         tokenizer=tokenizer(),
         text_encoder=text_encoder.eval(),
         vae=vae.eval(),

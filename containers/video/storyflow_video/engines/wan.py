@@ -21,6 +21,7 @@ from storyflow_video import s3io
 from storyflow_video.encode import to_uint8
 from storyflow_video.engines import OnStep
 from storyflow_video.errors import EngineUnavailable, ModelNotFound, OutOfMemory
+from storyflow_video.model_layout import MODEL_INDEX, missing_files  # shared with `storyflow models`
 from storyflow_video.request import VideoJob, wan_size
 
 MODEL_DIR_ENV = "MODEL_DIR"
@@ -53,7 +54,7 @@ def fetch_model(uri: str, into: Path) -> Path:
         archive.unlink()
     else:
         s3io.download_prefix(s3, bucket, key.rstrip("/") + "/", into)
-    found = [p.parent for p in into.rglob("model_index.json")]
+    found = [p.parent for p in into.rglob(MODEL_INDEX)]
     if not found:
         raise ModelNotFound(f"{uri} holds no model_index.json (a diffusers model folder)")
     return min(found, key=lambda p: len(p.parts))
@@ -79,7 +80,7 @@ class WanEngine:
     @classmethod
     def from_environment(cls) -> WanEngine:
         model_dir = Path(os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR)
-        if not (model_dir / "model_index.json").is_file():
+        if not (model_dir / MODEL_INDEX).is_file():
             uri = os.environ.get(MODEL_URI_ENV, "").strip()
             if not uri:
                 raise ModelNotFound(
@@ -87,6 +88,9 @@ class WanEngine:
                     f"{MODEL_URI_ENV} is not set"
                 )
             model_dir = fetch_model(uri, model_dir)
+        missing = missing_files(model_dir)
+        if missing:  # the layout `storyflow models check video` validates (storyflow_video.model_layout)
+            raise ModelNotFound(f"the Wan2.2-TI2V-5B-Diffusers folder {model_dir} lacks {', '.join(missing)}")
         return cls.load(model_dir)
 
     @classmethod
