@@ -136,6 +136,7 @@ bench: setup
 	$(PY) bench/stereo.py
 	$(PY) bench/tts.py
 	$(PY) bench/video.py
+	$(PY) bench/compose.py
 
 openapi: setup
 	$(PY) -m storyflow.openapi > docs/openapi.json
