@@ -44,58 +44,27 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "packages"))
+sys.path[:0] = [str(ROOT), str(ROOT / "packages")]
 
 from storyflow_local import cfn_yaml  # noqa: E402
+from tests.support.layer import BLOCKED, ISOLATE, function_environment  # noqa: E402
 
 GOAL_RATIO = 1.5
 RESULTS = ROOT / "bench" / "results" / "cold_start.json"
 LAYER = ROOT / "src"
 EVENTS = ROOT / "tests" / "events"
 CLOSED_ENDPOINT = "http://127.0.0.1:9"
-# Not in the layer (tests/template/test_layer.py BLOCKED): importable here only because the venv has them.
-BLOCKED = (
-    "typer",
-    "rich",
-    "moto",
-    "av",
-    "numpy",
-    "cv2",
-    "torch",
-    "requests",
-    "yaml",
-    "samtranslator",
-    "sqlalchemy",
-    "httpx",
-    "aiohttp",
-    "storyflow_cli",
-    "storyflow_local",
-    "storyflow_media",
-    "storyflow_stereo",
-    "storyflow_backend",
-)
-
 # The child: argv[1] = JSON {"path": [...], "blocked": [...], "mode": "handler"|"snippet", ...}.
-CHILD = r"""
-import importlib.abc, json, sys, time
-spec = json.loads(sys.argv[1])
-blocked = frozenset(spec["blocked"])
-
-class Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in blocked:
-            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda layer)", name=name)
-        return None
-
-sys.meta_path.insert(0, Blocked())
+CHILD = (
+    ISOLATE
+    + r"""
+import time
 # Every endpoint refuses at once; the storyflow clients retry (their Config says 5 attempts) with backoff.
 # The backoff is not cold-start work: it is skipped and counted apart.
 slept = [0.0]
 def no_sleep(seconds):
     slept[0] += seconds
 time.sleep = no_sleep
-stdlib = [p for p in sys.path if p.startswith(sys.base_prefix) or p.startswith(sys.base_exec_prefix)]
-sys.path[:] = [*spec["path"][:-1], *stdlib, spec["path"][-1]]
 exec(spec.get("setup", ""))
 
 class Context:
@@ -127,6 +96,7 @@ done = time.perf_counter()
 answer = {"import_s": imported - start, "total_s": done - start, "outcome": outcome, "slept_s": slept[0]}
 print(json.dumps(answer))
 """
+)
 
 BASELINE_CODE = "import boto3\nclient = boto3.client('dynamodb')"
 BASELINE_CALL = "client.get_item(TableName='jobs', Key={'job_id': {'S': 'x'}})"
@@ -174,72 +144,26 @@ def _trace_header() -> str:
     return "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
-def _value(value: Any, parameters: dict[str, Any]) -> str:
-    """A template value as a plausible string: parameter defaults, resource names, ARNs."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, dict) and "Ref" in value:
-        name = value["Ref"]
-        if name in parameters:
-            return str(parameters[name].get("Default", f"{name}-value"))
-        return f"storyflow-{name}"
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        target = value["Fn::GetAtt"]
-        name = target[0] if isinstance(target, list) else str(target).split(".")[0]
-        return f"arn:aws:placeholder:us-east-1:123456789012:{name}"
-    if isinstance(value, dict) and "Fn::Sub" in value:
-        text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
-        return re.sub(r"\$\{([^}]+)\}", lambda m: _value({"Ref": m[1].split(".")[0]}, parameters), text)
-    return "placeholder"
-
-
-def _sqs_event(body: dict[str, Any]) -> dict[str, Any]:
-    record = {
-        "messageId": "00000000-0000-0000-0000-000000000001",
-        "receiptHandle": "handle",
-        "body": json.dumps(body),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1700000000000"},
-        "messageAttributes": {},
-        "md5OfBody": "0",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:queue",
-        "awsRegion": "us-east-1",
-    }
-    return {"Records": [record]}
+# A representative first event per function, from tests/events (tests/unit/test_events.py runs each one
+# through its handler, so these stay valid).
+EVENT_FILES = {
+    "api": "api_get_job.json",
+    "task_manager": "task_start.json",
+    "task_monitor": "alarm_task_ping.json",
+    "inference_result": "sagemaker_async_success.json",
+    "on_upload": "s3_object_created.json",
+    "submit_inference": "submit_inference_segment.json",
+    "job_status": "job_status_completed.json",
+    "expire_uploads": "schedule_expire_uploads.json",
+    "story_scenes": "story_scenes_given.json",
+}
 
 
 def _event(function: str, env: dict[str, str]) -> dict[str, Any]:
-    """A representative event for a function's first call (tests/events, or built like them)."""
-    folder = function
-    files = {
-        "api": "api_get_job.json",
-        "task_manager": "task_start.json",
-        "task_monitor": "alarm_task_ping.json",
-        "inference_result": "sagemaker_async_success.json",
-        "on_upload": "s3_object_created.json",
-    }
-    if folder in files:
-        event: dict[str, Any] = json.loads((EVENTS / files[folder]).read_text())
-        return event
-    job_id = "0" * 32
-    if folder == "submit_inference":
-        return {
-            "task_token": "token",
-            "job_id": job_id,
-            "item_index": 0,
-            "endpoint": "storyflow-stereo",
-            "input_uri": "s3://input/segments/x/00000.mp4",
-            "output_uri": "s3://output/jobs/x/segments/00000.mp4",
-        }
-    if folder == "job_status":
-        return {"job_id": job_id, "status": "completed", "outputs": {"final": "s3://output/final.mp4"}}
-    if folder == "intake":
-        if env.get("JOB_KIND") == "video":
-            return _sqs_event({"parent_id": "p1", "task_id": "t1", "prompt": "a lighthouse at dusk"})
-        return _sqs_event({"parent_id": "p1", "task_id": "t1", "text": "Hello there.", "voice": "af_heart"})
-    return {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+    """The function folder's first event; the intake's depends on the kind it takes (JOB_KIND)."""
+    name = f"sqs_{env.get('JOB_KIND', 'tts')}_raw.json" if function == "intake" else EVENT_FILES[function]
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
 
 
 def _base_env() -> dict[str, str]:
@@ -274,8 +198,6 @@ def _base_env() -> dict[str, str]:
 
 def targets(only: set[str] | None) -> list[dict[str, Any]]:
     template = cfn_yaml.load(ROOT / "template.yaml")
-    parameters = template.get("Parameters", {})
-    globals_ = template.get("Globals", {}).get("Function", {})
     found = []
     for name, resource in sorted(template["Resources"].items()):
         props = resource.get("Properties") or {}
@@ -284,10 +206,8 @@ def targets(only: set[str] | None) -> list[dict[str, Any]]:
         code_dir = (ROOT / props["CodeUri"]).resolve()
         if only and code_dir.name not in only and name not in only:
             continue
-        variables = dict(globals_.get("Environment", {}).get("Variables", {}))
-        variables.update((props.get("Environment") or {}).get("Variables") or {})
         env = _base_env()
-        env.update({key: _value(value, parameters) for key, value in variables.items()})
+        env.update(function_environment(template, name))
         env.pop("POWERTOOLS_TRACE_DISABLED", None)
         env["LAMBDA_TASK_ROOT"] = str(code_dir)
         env["AWS_LAMBDA_FUNCTION_NAME"] = name

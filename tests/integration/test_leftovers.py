@@ -12,32 +12,18 @@ import requests
 
 from storyflow_local.samples import make_clip
 from tests.integration.conftest import FAULTY_STEREO_JOB
-from tests.support.poll import wait_until
+from tests.support import jobs_api
+from tests.support.jobs_api import FINISHED
 from tests.support.target import IntegrationTarget
 
 TIMEOUT = 400
-FINISHED = {"completed", "failed", "cancelled"}
 STRAY_KEY = "input/stray-upload-0000/notes.txt"
 
 
-def job(target: IntegrationTarget, job_id: str) -> dict[str, Any] | None:
-    response = target.http("GET", f"/jobs/{job_id}")
-    if response.status_code == 404:
-        return None
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
-
-
-def wait_status(target: IntegrationTarget, job_id: str, statuses: set[str]) -> dict[str, Any]:
-    found = wait_until(
-        lambda: job(target, job_id),
-        TIMEOUT,
-        f"job {job_id} {'/'.join(sorted(statuses))}",
-        until=lambda j: j is not None and j["status"] in statuses,
-    )
-    assert found is not None
-    return found
+def wait_status(
+    target: IntegrationTarget, job_id: str, statuses: set[str] | frozenset[str]
+) -> dict[str, Any]:
+    return jobs_api.wait_status(target, job_id, statuses, TIMEOUT)
 
 
 def submit(target: IntegrationTarget, clip: Path) -> str:
@@ -100,7 +86,7 @@ def test_every_object_of_a_completed_a_failed_and_a_cancelled_job_is_a_final_or_
     completed = submit(target, clip)
     assert wait_status(target, completed, FINISHED)["status"] == "completed"
     # ... a job that failed on one segment (the stereo engine's injected fault; maybe run already)
-    if job(target, FAULTY_STEREO_JOB) is None:
+    if jobs_api.find_job(target, FAULTY_STEREO_JOB) is None:
         s3.put_object(
             Bucket=inb,
             Key=f"input/{FAULTY_STEREO_JOB}/source.mp4",

@@ -22,18 +22,13 @@ from storyflow import keys
 from storyflow_local import ecs_agent
 from storyflow_local.sagemaker import ModelServer
 from storyflow_local.samples import make_clip
+from tests.support import jobs_api
+from tests.support.jobs_api import api
 from tests.support.poll import wait_until
 from tests.support.target import IntegrationTarget
 
 TIMEOUT = 300
-FINISHED = {"completed", "failed", "cancelled"}
 LIFECYCLE = {keys.LIFECYCLE_TAG_KEY: keys.LIFECYCLE_TAG_INTERMEDIATE}
-
-
-def api(target: IntegrationTarget, method: str, path: str, **kwargs: Any) -> Any:
-    response = target.http(method, path, **kwargs)
-    assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json()
 
 
 def submit(target: IntegrationTarget, clip: Path, watched: dict[str, Any]) -> str:
@@ -56,12 +51,7 @@ def job(target: IntegrationTarget, job_id: str) -> dict[str, Any]:
 
 
 def wait_finished(target: IntegrationTarget, job_id: str) -> dict[str, Any]:
-    return wait_until(
-        lambda: job(target, job_id),
-        TIMEOUT,
-        f"job {job_id} to finish",
-        until=lambda j: j["status"] in FINISHED,
-    )
+    return jobs_api.wait_finished(target, job_id, TIMEOUT, missing_ok=False)
 
 
 def objects(target: IntegrationTarget, bucket_output: str, prefix: str) -> list[str]:

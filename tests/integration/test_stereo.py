@@ -15,36 +15,16 @@ import requests
 from storyflow import keys
 from storyflow_local.samples import make_clip
 from tests.integration.conftest import FAULTY_STEREO_JOB
-from tests.support.poll import wait_until
+from tests.support import jobs_api
+from tests.support.jobs_api import api
 from tests.support.target import IntegrationTarget
 
 TIMEOUT = 400
-FINISHED = {"completed", "failed", "cancelled"}
 NOT_A_VIDEO = b"this is not a video\n" * 10
 
 
-def api(target: IntegrationTarget, method: str, path: str, **kwargs: Any) -> Any:
-    response = target.http(method, path, **kwargs)
-    assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json()
-
-
 def wait_finished(target: IntegrationTarget, job_id: str) -> dict[str, Any]:
-    """Poll until the job finishes; a direct S3 upload's job appears only once its event is handled."""
-
-    def job() -> dict[str, Any] | None:
-        response = target.http("GET", f"/jobs/{job_id}")
-        if response.status_code == 404:
-            return None
-        found: dict[str, Any] = response.json()
-        assert response.status_code == 200, found
-        return found
-
-    finished = wait_until(
-        job, TIMEOUT, f"job {job_id} to finish", until=lambda j: j is not None and j["status"] in FINISHED
-    )
-    assert finished is not None
-    return finished
+    return jobs_api.wait_finished(target, job_id, TIMEOUT)
 
 
 def wait_upload_rejected(target: IntegrationTarget, job_id: str) -> None:

@@ -17,11 +17,12 @@ import requests
 
 from storyflow import keys
 from tests.integration.conftest import FAULTY_TTS_TEXT
+from tests.support import jobs_api
+from tests.support.jobs_api import api
 from tests.support.poll import wait_until
 from tests.support.target import IntegrationTarget
 
 TIMEOUT = 300
-FINISHED = {"completed", "failed", "cancelled"}
 OUTPUTS = {"narration.wav", "narration.m4a", "narration.srt", "narration.vtt", "words.json"}
 TEXT = (
     "The lighthouse keeper climbed the stairs at dusk. "
@@ -31,28 +32,8 @@ TEXT = (
 )
 
 
-def api(target: IntegrationTarget, method: str, path: str, **kwargs: Any) -> Any:
-    response = target.http(method, path, **kwargs)
-    assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-    return response.json()
-
-
 def wait_finished(target: IntegrationTarget, job_id: str) -> dict[str, Any]:
-    """Poll until the job finishes; a queued message's job appears only once the intake has taken it."""
-
-    def job() -> dict[str, Any] | None:
-        response = target.http("GET", f"/jobs/{job_id}")
-        if response.status_code == 404:
-            return None
-        found: dict[str, Any] = response.json()
-        assert response.status_code == 200, found
-        return found
-
-    finished = wait_until(
-        job, TIMEOUT, f"job {job_id} to finish", until=lambda j: j is not None and j["status"] in FINISHED
-    )
-    assert finished is not None
-    return finished
+    return jobs_api.wait_finished(target, job_id, TIMEOUT)
 
 
 def downloads(target: IntegrationTarget, job_id: str) -> dict[str, bytes]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -26,31 +25,13 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.support.layer import BLOCKED, ISOLATE, function_environment
 from tests.support.template import ROOT, load_template
 
 TEMPLATE = load_template()
 RESOURCES: dict[str, dict[str, Any]] = TEMPLATE.get("Resources", {})
-PARAMETERS: dict[str, dict[str, Any]] = TEMPLATE.get("Parameters", {})
 FUNCTION_GLOBALS: dict[str, Any] = TEMPLATE.get("Globals", {}).get("Function", {})
 
-# Installed in the venv for the CLI, the local cloud, the containers and the tests; never in the layer.
-BLOCKED = (
-    "typer",
-    "rich",
-    "moto",
-    "av",
-    "numpy",
-    "cv2",
-    "torch",
-    "requests",
-    "yaml",
-    "samtranslator",
-    "storyflow_cli",
-    "storyflow_local",
-    "storyflow_media",
-    "storyflow_stereo",
-    "storyflow_backend",
-)
 # What the layer's requirements.txt may name: boto3 comes with the Lambda runtime.
 LAYER_REQUIREMENTS = {"pydantic", "aws-lambda-powertools"}
 # Distributions a layer import may load from site-packages besides requirements.txt's closure: the
@@ -60,22 +41,11 @@ RUNTIME_REQUIREMENTS = ("boto3", "certifi")
 SAM_EXCLUDES = ("__pycache__", "*.pyc", ".aws-sam", ".git", ".gitignore", ".venv", "*.egg-info")
 
 # Runs in the isolated interpreter: argv[1] = JSON {"path": [...], "env": {...}, "package"|"handler"}.
-PROBE = r"""
-import importlib, importlib.abc, json, os, pkgutil, sys, traceback
+PROBE = (
+    ISOLATE
+    + r"""
+import importlib, os, pkgutil, traceback
 
-spec = json.loads(sys.argv[1])
-blocked, attempts = frozenset(spec["blocked"]), []
-
-class Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in blocked:
-            attempts.append(name)
-            raise ModuleNotFoundError(f"No module named {name!r} (not in the Lambda layer)", name=name)
-        return None
-
-sys.meta_path.insert(0, Blocked())
-stdlib = [p for p in sys.path if p.startswith(sys.base_prefix) or p.startswith(sys.base_exec_prefix)]
-sys.path[:] = [*spec["path"][:-1], *stdlib, spec["path"][-1]]
 os.environ.update(spec["env"])
 errors, imported = {}, []
 
@@ -97,6 +67,7 @@ else:
 files = {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items()) if "." not in n}
 print(json.dumps({"imported": imported, "errors": errors, "blocked": sorted(set(attempts)), "files": files}))
 """
+)
 
 
 def _layer_content_uri() -> Path:
@@ -124,35 +95,8 @@ def _site_packages() -> str:
     return sysconfig.get_paths()["purelib"]
 
 
-def _value(value: Any) -> str:
-    """A template value as a string an import could read: parameter defaults, resource names, ARNs."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | int | float):
-        return str(value)
-    if isinstance(value, dict) and "Ref" in value:
-        name = value["Ref"]
-        if name == "AWS::Region":
-            return "us-east-1"
-        if name in PARAMETERS:
-            return str(PARAMETERS[name].get("Default", f"{name}-value"))
-        return f"storyflow-{name}"
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        target = value["Fn::GetAtt"]
-        name = target[0] if isinstance(target, list) else str(target).split(".")[0]
-        return f"arn:aws:placeholder:us-east-1:123456789012:{name}"
-    if isinstance(value, dict) and "Fn::Sub" in value:
-        text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
-        return re.sub(r"\$\{([^}]+)\}", lambda m: _value({"Ref": m[1].split(".")[0]}), text)
-    return "placeholder"
-
-
 def _environment(function: str | None) -> dict[str, str]:
-    variables = dict(FUNCTION_GLOBALS.get("Environment", {}).get("Variables", {}))
-    if function is not None:
-        props = RESOURCES[function].get("Properties") or {}
-        variables.update((props.get("Environment") or {}).get("Variables") or {})
-    env = {key: _value(value) for key, value in variables.items()}
+    env = function_environment(TEMPLATE, function)
     env.setdefault("POWERTOOLS_SERVICE_NAME", (function or "layer").lower())
     env.update(
         AWS_DEFAULT_REGION="us-east-1",
