@@ -20,6 +20,11 @@ def _where() -> tuple[str | None, str | None]:
     )
 
 
+# The codes S3 answers for an object (or bucket) that is not there: GetObject says NoSuchKey, HeadObject
+# has no body and says 404, some SDK paths say NotFound.
+OBJECT_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
 def error_code(error: ClientError) -> str:
     """The AWS error code of a ClientError (`ConditionalCheckFailedException`, `NoSuchKey`...); "" if none.
 

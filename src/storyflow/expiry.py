@@ -24,7 +24,6 @@ from storyflow.observability import logger
 from storyflow.settings import Settings
 
 GRACE_SECONDS = 60
-MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 def expire_uploads(settings: Settings, now: float) -> list[str]:
@@ -76,7 +75,7 @@ def _uploaded(bucket: str, key: str) -> bool:
     try:
         aws.client("s3").head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if aws.error_code(error) in MISSING:
+        if aws.error_code(error) in aws.OBJECT_MISSING:
             return False
         raise
     return True

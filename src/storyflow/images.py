@@ -39,7 +39,7 @@ def check_image_uri(uri: str, settings: Settings, field: str = "image_uri") -> N
         )
         first: bytes = head["Body"].read()
     except ClientError as error:
-        if aws.error_code(error) in {"NoSuchKey", "404", "NotFound", "InvalidRange"}:
+        if aws.error_code(error) in aws.OBJECT_MISSING | {"InvalidRange"}:
             raise BadRequest(f"{field} {uri[:200]} does not exist or is empty", field=field) from error
         raise
     refused = sniff_image(first, len(first))

@@ -14,8 +14,6 @@ from storyflow import aws, keys
 from storyflow.observability import logger
 from storyflow.settings import Settings
 
-MISSING = {"NoSuchKey", "404", "NotFound"}
-
 
 def prefixes(job_id: str, settings: Settings) -> list[tuple[str, str]]:
     """(bucket, prefix) of every intermediate a job can leave: its input segments, manifest and audio copy,
@@ -39,7 +37,7 @@ def tag(bucket: str, key: str) -> bool:
             Tagging={"TagSet": [{"Key": keys.LIFECYCLE_TAG_KEY, "Value": keys.LIFECYCLE_TAG_INTERMEDIATE}]},
         )
     except ClientError as error:
-        if aws.error_code(error) in MISSING:
+        if aws.error_code(error) in aws.OBJECT_MISSING:
             return False
         raise
     return True

@@ -95,7 +95,7 @@ def read_step_error(job_id: str, step: str, settings: Settings) -> StepError | N
     try:
         body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if aws.error_code(error) not in {"NoSuchKey", "404", "NotFound"}:
+        if aws.error_code(error) not in aws.OBJECT_MISSING:
             logger.warning("step error unreadable", extra={"key": key, "error": aws.error_code(error)})
         return None
     try:

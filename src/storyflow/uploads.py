@@ -21,7 +21,6 @@ from storyflow.registry import Upload
 from storyflow.settings import Settings
 
 HEAD_BYTES = 16
-MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
 def _check_upload(
@@ -85,7 +84,7 @@ def on_source_uploaded(bucket: str, raw_key: str, size: int, settings: Settings)
             bucket, key, upload, upload.max_bytes(request), ticketed, upload.content_type_for(request)
         )
     except ClientError as error:
-        if aws.error_code(error) not in MISSING:
+        if aws.error_code(error) not in aws.OBJECT_MISSING:
             raise
         problem = "SourceMissing", f"the upload {key} was deleted before its job could start"
     if problem:
