@@ -227,7 +227,13 @@ def test_every_request_is_one_structured_log_record(start: Start, caplog: pytest
     with caplog.at_level(logging.INFO, logger="storyflow_serving"):
         invoke(url, BODY)
         invoke(url, {"input_uri": "s3://b/missing"})
-    records = [r for r in caplog.records if r.getMessage() == "request"]
+
+        # (the server writes its record after the reply, so the client can be answered first)
+        def logged() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.getMessage() == "request"]
+
+        assert wait_for(lambda: len(logged()) >= 2), "the two requests were never logged"
+    records = logged()
     # Then one record each, with the inference fields, status and duration_ms
     ok, bad = records[-2], records[-1]
     assert (ok.status, ok.input_uri, ok.output_uri, ok.frames) == (200, *BODY.values(), 12)  # type: ignore[attr-defined]
