@@ -1,4 +1,5 @@
-"""The story workflow's first step: its scenes, given (no LLM call) or written by Bedrock Converse."""
+"""The story workflow's plan step: its scenes (given, or written by Bedrock Converse from the prompt), a tts
+and a video child job per scene to run, and the files the Map and compose read (storyflow.story)."""
 
 from typing import Any
 
@@ -6,13 +7,11 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from storyflow.observability import logger, tracer
-from storyflow.scenes import ScenesEvent, scenes_output, story_scenes
-from storyflow.settings import Settings
+from storyflow.story import PlanEnv, PlanEvent, plan
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@event_parser(model=ScenesEvent)
-def handler(event: ScenesEvent, context: LambdaContext) -> dict[str, Any]:
-    scenes = story_scenes(event.request, Settings.from_env().scenes_model_id)
-    return scenes_output(event.job_id, scenes)
+@event_parser(model=PlanEvent)
+def handler(event: PlanEvent, context: LambdaContext) -> dict[str, Any]:
+    return plan(event, PlanEnv.from_env())

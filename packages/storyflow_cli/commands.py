@@ -112,6 +112,14 @@ def submit(
     ] = None,
     prompt: Annotated[str | None, typer.Option(help="The prompt (video, story).")] = None,
     text: Annotated[str | None, typer.Option(help="The text to narrate (tts).")] = None,
+    scenes: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenes",
+            help="A story's scenes: a JSON file with an array of {text, visual_prompt?, image_uri?}.",
+            exists=True,
+        ),
+    ] = None,
     file: Annotated[
         Path | None,
         typer.Option(
@@ -132,6 +140,8 @@ def submit(
     storyflow submit video --prompt "a lighthouse at dusk" -s parent_id=p1 -s task_id=t1 -s num_videos=2
 
     storyflow submit tts --text "Once upon a time." --set voice=af_heart
+
+    storyflow submit story --scenes scenes.json --set aspect=9:16 --watch
     """
     console = _console()
     try:
@@ -143,7 +153,7 @@ def submit(
             )
         if file is not None and file.stat().st_size == 0:
             raise CliError(f"{file} is empty (0 bytes); nothing was submitted", code=2)
-        body = build_request(kind, json_file, settings or [], prompt, text)
+        body = build_request(kind, json_file, settings or [], prompt, text, scenes)
         if (
             file is not None
             and "max_upload_bytes" not in body
@@ -167,6 +177,34 @@ def submit(
                 console.print(escape(f"uploaded {file.name} -> {ticket['key']}"))
     except CliError as error:
         raise _fail(error) from None
+    if watch_it:
+        watch(ctx, job_id)
+
+
+@app.command()
+def regenerate(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The story's job id.")],
+    scene: Annotated[int, typer.Argument(help="The scene to make again, from 0.", min=0)],
+    text: Annotated[str | None, typer.Option(help="The scene's new narration.")] = None,
+    visual_prompt: Annotated[str | None, typer.Option(help="What the scene's new clip shows.")] = None,
+    watch_it: Annotated[
+        bool, typer.Option("--watch", help="Then follow the story until it finishes.")
+    ] = False,
+) -> None:
+    """Make one scene of a completed or failed story again and compose the story anew; the other scenes
+    keep their narration and clip.
+
+    Example: storyflow regenerate story-20261202-0a1b2c3d4e5f 2 --text "The fox lands softly." --watch
+    """
+    edit = {k: v for k, v in (("text", text), ("visual_prompt", visual_prompt)) if v is not None}
+    try:
+        accepted = _ctx(ctx).client.call("POST", job_path(job_id, f"/scenes/{scene}/regenerate"), body=edit)
+    except CliError as error:
+        raise _fail(error) from None
+    _console().print(
+        f"regenerating scene {scene} of [bold]{escape(job_id)}[/] ({status_markup(accepted['status'])})"
+    )
     if watch_it:
         watch(ctx, job_id)
 

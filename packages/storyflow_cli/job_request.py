@@ -1,4 +1,5 @@
-"""A job request's body from the command line: a JSON file, KEY=VALUE settings, --prompt and --text."""
+"""A job request's body from the command line: a JSON file, KEY=VALUE settings, --prompt, --text and a
+story's --scenes file."""
 
 from __future__ import annotations
 
@@ -17,8 +18,28 @@ def parse_value(raw: str) -> Any:
         return raw
 
 
+def read_scenes(path: Path) -> list[Any]:
+    """A story's scenes file: a JSON array of {text, visual_prompt?, image_uri?}, or an object with a
+    `scenes` array (a whole story request's file works too). The API checks each scene."""
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CliError(f"cannot read {path}: {error}", code=2) from error
+    scenes = loaded.get("scenes") if isinstance(loaded, dict) else loaded
+    if not isinstance(scenes, list):
+        raise CliError(
+            f"{path} must hold a JSON array of scenes (or an object with a 'scenes' array)", code=2
+        )
+    return scenes
+
+
 def build_request(
-    kind: JobKind, json_file: Path | None, settings: list[str], prompt: str | None, text: str | None
+    kind: JobKind,
+    json_file: Path | None,
+    settings: list[str],
+    prompt: str | None,
+    text: str | None,
+    scenes_file: Path | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
     if json_file is not None:
@@ -38,6 +59,10 @@ def build_request(
         body["prompt"] = prompt
     if text is not None:
         body["text"] = text
+    if scenes_file is not None:
+        if kind is not JobKind.STORY:
+            raise CliError(f"--scenes is for story jobs, not {kind.value}", code=2)
+        body["scenes"] = read_scenes(scenes_file)
     if body.get("kind", kind.value) != kind.value:
         raise CliError(f"the request says kind {body['kind']!r} but the command says {kind.value!r}", code=2)
     body["kind"] = kind.value

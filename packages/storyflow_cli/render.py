@@ -48,6 +48,13 @@ def render_job(job: dict[str, Any], console: Console) -> None:
         table.add_row("finished", when(job.get("completed_at")))
     for name, uri in sorted((job.get("outputs") or {}).items()):
         table.add_row(escape(f"output {name}"), escape(str(uri)))
+    if job.get("parent_id"):
+        table.add_row("parent", escape(str(job["parent_id"])))
+    if job.get("revision"):
+        table.add_row("revision", str(job["revision"]))
+    for child in job.get("children") or []:
+        where = f"scene {child['scene']} " if child.get("scene") is not None else ""
+        table.add_row(escape(f"child {where}{child.get('kind', '?')}"), escape(str(child.get("job_id"))))
     error = job.get("error")
     if error:
         table.add_row("error", f"[red]{escape(str(error.get('error', '')))}[/]")

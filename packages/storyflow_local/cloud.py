@@ -108,6 +108,7 @@ class LocalCloud:
             raise
 
     def _install_adapters(self, ctx: LocalContext) -> None:
+        from storyflow_local import bedrock_writer, moto_speed
         from storyflow_local.alarms import AlarmEvaluator
         from storyflow_local.dynamodb_adapter import DynamoDbAdapter
         from storyflow_local.ecs_agent import EcsAgent
@@ -120,7 +121,9 @@ class LocalCloud:
         from storyflow_local.sqs_poller import SqsPoller
         from storyflow_local.stepfunctions import StepFunctionsAdapter
 
+        moto_speed.install(ctx.patches)
         CloudFormationGaps(ctx.patches).install()
+        bedrock_writer.install(ctx.patches)  # Converse: a deterministic stand-in scene writer
         self.lambdas = LambdaAdapter(ctx)
         self.ecs = EcsAgent(ctx)
         self.sagemaker = SageMakerAdapter(ctx)

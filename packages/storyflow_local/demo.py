@@ -21,7 +21,7 @@ console = Console()
 
 # Function logs go to OUT/local-cloud.log (the terminal shows progress); the CPU engines are the local
 # cloud's defaults.
-DEMO_PARAMETERS = {"MapMaxConcurrency": "4"}
+DEMO_PARAMETERS = {"MapMaxConcurrency": "4", "StoryClipFrames": "49"}
 
 
 @dataclass
@@ -71,12 +71,34 @@ def video_input(out: Path, source: Path | None) -> tuple[dict[str, Any], Path | 
     return {"kind": JobKind.VIDEO.value, **DEMO_VIDEO, "task_id": f"api-{int(time.time())}"}, None
 
 
+DEMO_STORY = [
+    {
+        "text": "At dusk the lighthouse keeper climbs the one hundred and twelve steps.",
+        "visual_prompt": "an old stone lighthouse at dusk, warm window light, waves below",
+    },
+    {
+        "text": "He lights the great lamp, and its beam sweeps across the restless water.",
+        "visual_prompt": "a lighthouse beam sweeping over a dark stormy sea, long exposure",
+    },
+    {
+        "text": "Out on the bay, the small boats turn for home. Every one of them comes home.",
+        "visual_prompt": "small fishing boats sailing into a harbour at night, lanterns glowing",
+    },
+]
+
+
+def story_input(out: Path, source: Path | None) -> tuple[dict[str, Any], Path | None]:
+    """A 3-scene story: a tts and a video child job per scene, composed with burned-in subtitles."""
+    return {"kind": JobKind.STORY.value, "scenes": DEMO_STORY, "voice": "bf_emma", "aspect": "16:9"}, None
+
+
 # The demo's input per kind: (request body, file to upload when the kind takes one). A kind of the registry
 # joins the demo by adding its input here.
 DEMO_INPUTS: dict[JobKind, Callable[[Path, Path | None], tuple[dict[str, Any], Path | None]]] = {
     JobKind.STEREO: stereo_input,
     JobKind.TTS: tts_input,
     JobKind.VIDEO: video_input,
+    JobKind.STORY: story_input,
 }
 
 

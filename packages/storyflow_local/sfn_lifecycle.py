@@ -10,7 +10,8 @@
 * `StopExecution`: the execution is ABORTED at once (the request's error and cause reach the
   ExecutionAborted event), every waiting token closes so its wait ends and no further state runs, the
   `.sync` ECS tasks the execution started are stopped (StopTask, as Step Functions does), and nothing
-  that unwinds afterwards turns the execution FAILED. moto keeps waiting until the token's timeout and
+  that unwinds afterwards turns the execution FAILED. Its `.sync` child executions are stopped too
+  (`sfn_nested`). moto keeps waiting until the token's timeout and
   reports a stopped Map as FAILED.
 """
 
@@ -22,6 +23,7 @@ import threading
 import time
 from typing import Any
 
+from storyflow_local import sfn_nested
 from storyflow_local.patching import Patches
 
 log = logging.getLogger("storyflow_local.stepfunctions")
@@ -186,6 +188,7 @@ def stop_execution(execution: Any, stop_date: dt.datetime, error: str | None, ca
         for endpoint in list(env.callback_pool_manager._pool.values()):
             close_endpoint(endpoint)
     SYNC_TASKS.stop_all(execution.exec_arn, f"Execution {execution.exec_arn} was stopped")
+    sfn_nested.stop_children(execution.exec_arn, stop_date)
     log.info("execution %s stopped (%s: %s)", execution.exec_arn, error, cause)
 
 

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from storyflow_local import sfn_lifecycle
+from storyflow_local import sfn_lifecycle, sfn_nested
 from storyflow_local.context import LocalContext
 from storyflow_local.lambda_adapter import LambdaAdapter
 
@@ -37,13 +37,20 @@ def is_indefinite(path: str) -> bool:
     return bool(_INDEFINITE.search(path))
 
 
+@functools.lru_cache(maxsize=1024)
+def _json_path(path: str) -> Any:
+    """A parsed JSONPath (parsing runs a yacc parser; finding with the result never changes it)."""
+    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
+    return parse(path)
+
+
 def extract_json(path: str, data: Any) -> Any:
     """JSONPath as Step Functions evaluates it: a definite path (`$.a[0].b`) gives one value, an
     indefinite one (`$.a[*].b`) a list. moto returns a list for any path through an index."""
-    from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
     from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError
 
-    matches = parse(path).find(data)
+    matches = _json_path(path).find(data)
     if is_indefinite(path):
         return [match.value for match in matches]
     if not matches:
@@ -134,7 +141,10 @@ class _SyncResolver:
 
 def _eval_sync_event_driven(original: Callable[..., Any]) -> Callable[..., Any]:
     """moto's `.sync` loop sleeps 0.5 s between checks; with a resolver that can wait for its task, the
-    check runs as soon as the task stops (and still every 0.5 s, so a stopped execution ends its wait)."""
+    check runs as soon as the task stops (and still every 0.5 s, so a stopped execution ends its wait).
+
+    moto hands every ECS `.sync` state a callback endpoint too (ECS also supports `.waitForTaskToken`) and
+    listens for a task token on it; on AWS a `.sync` state has no task token, so none is listened for."""
 
     def _eval_sync(
         self: Any,
@@ -144,7 +154,7 @@ def _eval_sync_event_driven(original: Callable[..., Any]) -> Callable[..., Any]:
         callback_endpoint: Any,
         heartbeat_endpoint: Any,
     ) -> Any:
-        if not isinstance(sync_resolver, _SyncResolver) or callback_endpoint is not None:
+        if not isinstance(sync_resolver, _SyncResolver):
             return original(
                 self,
                 env=env,
@@ -471,6 +481,7 @@ class StepFunctionsAdapter:
         patches.set(StepFunctionResponse, "send_task_failure", send_task_failure)
         patches.set(StepFunctionResponse, "start_sync_execution", _start_sync_execution)
         sfn_lifecycle.install(patches)
+        sfn_nested.install(patches)
 
 
 def _start_sync_execution(response: Any) -> Any:

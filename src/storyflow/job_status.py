@@ -8,7 +8,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from storyflow import aws, inference, keys
+from storyflow import aws, children, inference, keys
 from storyflow.errors import Conflict, StoryflowError
 from storyflow.jobstore import JobStore
 from storyflow.models import Job, JobError, JobStatus
@@ -20,7 +20,7 @@ MAP_ERRORS = {"States.ExceedToleratedFailureThreshold", "States.ItemReaderFailed
 MAX_CAUSE = 4000  # what a job keeps of a cause: enough to act on, small enough for every item
 
 
-class Failure(BaseModel):
+class Failure(BaseModel, defer_build=True):
     """A `Catch` result: what Step Functions puts at the Catch's ResultPath. `Step` is added by the
     state machine for an ECS step (a Pass after the Catch): the step whose error.json tells the error."""
 
@@ -29,7 +29,7 @@ class Failure(BaseModel):
     step: str | None = Field(None, alias="Step", pattern=keys.STEP_PATTERN)
 
 
-class StatusUpdate(BaseModel):
+class StatusUpdate(BaseModel, defer_build=True):
     job_id: str = Field(pattern=keys.JOB_ID_PATTERN)
     status: Literal["completed", "failed"]
     outputs: dict[str, str] = Field(default_factory=dict)
@@ -39,7 +39,7 @@ class StatusUpdate(BaseModel):
     failure: Failure | None = None
 
 
-class StepError(BaseModel):
+class StepError(BaseModel, defer_build=True):
     """A container's `jobs/{job_id}/steps/{step}/error.json` (see keys.step_error_key)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -65,6 +65,31 @@ def describe_failure(job_id: str, failure: Failure, settings: Settings) -> JobEr
     if isinstance(cause, dict) and "Containers" in cause:  # an ECS task that stopped badly
         return _task_failure(job_id, failure.step, cause, settings)
     return JobError(error=failure.error, cause=_clip(failure.cause))
+
+
+def failed_child(store: JobStore, job_id: str) -> JobError | None:
+    """A parent (a story) fails with its first failed child's error, naming the child and its scene: a
+    nested execution's failure reaches the parent only as a Map's or a task's generic error. None when
+    the job has no child that failed (its own failure is then described)."""
+    job = store.get(job_id)
+    if not job.children:
+        return None
+    children = store.get_many([child.job_id for child in job.children])
+    for child in job.children:
+        found = children.get(child.job_id)
+        if found is None or found.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            continue
+        what = f"scene {child.scene}: " if child.scene is not None else ""
+        if found.status is JobStatus.CANCELLED:
+            return JobError(
+                error="ChildJobCancelled", cause=f"{what}{child.kind.value} job {child.job_id} was cancelled"
+            )
+        error = found.error or JobError(error="ChildJobFailed")
+        return JobError(
+            error=error.error,
+            cause=_clip(f"{what}{child.kind.value} job {child.job_id} failed: {error.cause or error.error}"),
+        )
+    return None
 
 
 def _task_failure(job_id: str, step: str | None, task: dict[str, Any], settings: Settings) -> JobError:
@@ -144,8 +169,10 @@ def apply(update: StatusUpdate, settings: Settings) -> Job | None:
                 update.job_id, JobStatus.COMPLETED, stage="done", outputs=update.outputs, result=update.result
             )
         else:
-            error = describe_failure(update.job_id, update.failure or Failure(), settings)
+            failure = update.failure or Failure()
+            error = failed_child(store, update.job_id) or describe_failure(update.job_id, failure, settings)
             job = store.transition(update.job_id, JobStatus.FAILED, error=error)
+            children.cancel_unfinished(store, job)
     except Conflict as conflict:  # e.g. cancelled meanwhile: the user's decision stands
         logger.warning("status not changed", extra={"job_id": update.job_id, "reason": conflict.message})
         return None

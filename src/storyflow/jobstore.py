@@ -10,16 +10,30 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from storyflow import aws
 from storyflow.errors import BadRequest, Conflict, NotFound
 from storyflow.keys import check_job_id
-from storyflow.models import FINISHED, Job, JobError, JobKind, JobStatus, allowed_sources
+from storyflow.models import (
+    FINISHED,
+    REOPENABLE,
+    ChildJob,
+    Job,
+    JobError,
+    JobKind,
+    JobStatus,
+    Progress,
+    StoryScene,
+    allowed_sources,
+)
 
 STATUS_CREATED_INDEX = "status-created_at"
 STATUS_COMPLETED_INDEX = "status-completed_at"
 MAX_PAGE = 100
+MAX_BATCH_GET = 100  # DynamoDB's BatchGetItem limit
+MAX_BATCH_ATTEMPTS = 5
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -41,13 +55,29 @@ def _is_conditional_failure(error: ClientError) -> bool:
     return aws.error_code(error) == "ConditionalCheckFailedException"
 
 
+def _revision_is(revision: int) -> str:
+    """The condition that the item is at `revision` (`#revision` = revision; an item without one is 0)."""
+    if revision == 0:
+        return "(attribute_not_exists(#revision) OR #revision = :revision)"
+    return "#revision = :revision"
+
+
 class JobStore:
     def __init__(self, table_name: str) -> None:
         self.table = aws.table(table_name)
 
-    def create(self, kind: JobKind, job_id: str, request: dict[str, Any]) -> Job:
+    def create(
+        self, kind: JobKind, job_id: str, request: dict[str, Any], *, parent_id: str | None = None
+    ) -> Job:
         now = time.time()
-        job = Job(job_id=check_job_id(job_id), kind=kind, created_at=now, updated_at=now, request=request)
+        job = Job(
+            job_id=check_job_id(job_id),
+            kind=kind,
+            created_at=now,
+            updated_at=now,
+            request=request,
+            parent_id=parent_id,
+        )
         try:
             self.table.put_item(
                 Item=_to_dynamo(job.model_dump(exclude_none=True)),
@@ -79,6 +109,34 @@ class JobStore:
         if item is None:
             raise NotFound(f"job {job_id} not found", field="job_id")
         return Job.model_validate(_from_dynamo(item))
+
+    def get_many(self, job_ids: list[str]) -> dict[str, Job]:
+        """The jobs that exist among `job_ids` (consistent reads, 100 keys a request; unprocessed keys are
+        asked again), by id."""
+        wanted = list(dict.fromkeys(check_job_id(job_id) for job_id in job_ids))
+        found: dict[str, Job] = {}
+        client = self.table.meta.client  # the low-level client: typed attribute values
+        deserializer = TypeDeserializer()
+        for start in range(0, len(wanted), MAX_BATCH_GET):
+            request: dict[str, Any] = {
+                self.table.name: {
+                    "Keys": [{"job_id": {"S": job_id}} for job_id in wanted[start : start + MAX_BATCH_GET]],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(MAX_BATCH_ATTEMPTS):
+                answer = client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table.name, []):
+                    plain = {name: deserializer.deserialize(value) for name, value in item.items()}
+                    job = Job.model_validate(_from_dynamo(plain))
+                    found[job.job_id] = job
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05)
+            else:
+                raise RuntimeError(f"{self.table.name}: batch_get_item left keys unprocessed")
+        return found
 
     def transition(
         self,
@@ -133,6 +191,94 @@ class JobStore:
                 raise Conflict(
                     f"job {job_id} is {current.status.value}; it cannot become {target.value}", field="status"
                 ) from err
+            raise
+        return Job.model_validate(_from_dynamo(result["Attributes"]))
+
+    def record_plan(
+        self,
+        job_id: str,
+        revision: int,
+        *,
+        scenes: list[StoryScene],
+        children: list[ChildJob],
+        progress: Progress,
+    ) -> None:
+        """A story's scenes, its current children and its progress, for the revision being run. Only a
+        queued or running story of that revision is written: a cancelled one, or a newer revision, is a
+        Conflict (409)."""
+        try:
+            self.table.update_item(
+                Key={"job_id": check_job_id(job_id)},
+                UpdateExpression="SET #scenes = :scenes, #children = :children, progress = :progress, "
+                "updated_at = :now",
+                ConditionExpression=f"#status IN (:queued, :running) AND {_revision_is(revision)}",
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#scenes": "scenes",
+                    "#children": "children",
+                    "#revision": "revision",
+                },
+                ExpressionAttributeValues={
+                    ":scenes": _to_dynamo([s.model_dump(exclude_none=True) for s in scenes]),
+                    ":children": _to_dynamo([c.model_dump(mode="json") for c in children]),
+                    ":progress": progress.model_dump(),
+                    ":now": _to_dynamo(time.time()),
+                    ":queued": JobStatus.QUEUED.value,
+                    ":running": JobStatus.RUNNING.value,
+                    ":revision": revision,
+                },
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                current = self.get(job_id)
+                raise Conflict(
+                    f"job {job_id} is {current.status.value} at revision {current.revision}; "
+                    f"revision {revision} cannot be planned",
+                    field="status",
+                ) from error
+            raise
+
+    def reopen(self, job: Job, scene: int, replacement: StoryScene, execution_arn: str) -> Job:
+        """A finished story queued again at the next revision, with scene `scene` replaced: the one way
+        back from a finished status (models.REOPENABLE). One conditional write on the kind, the status and
+        the revision read, so two regenerates of the same revision cannot both start."""
+        names = {"#status": "status", "#error": "error", "#kind": "kind", "#revision": "revision"}
+        names["#scenes"] = "scenes"
+        values: dict[str, Any] = {
+            ":queued": JobStatus.QUEUED.value,
+            ":story": JobKind.STORY.value,
+            ":revision": job.revision,
+            ":next": job.revision + 1,
+            ":scene": _to_dynamo(replacement.model_dump(exclude_none=True)),
+            ":execution": execution_arn,
+            ":now": _to_dynamo(time.time()),
+        }
+        reopenable = sorted(status.value for status in REOPENABLE)
+        for i, status in enumerate(reopenable):
+            values[f":from{i}"] = status
+        condition = (
+            "#kind = :story AND #status IN ("
+            + ", ".join(f":from{i}" for i in range(len(reopenable)))
+            + f") AND {_revision_is(job.revision)}"
+        )
+        try:
+            result = self.table.update_item(
+                Key={"job_id": check_job_id(job.job_id)},
+                UpdateExpression=f"SET #status = :queued, #revision = :next, #scenes[{int(scene)}] = :scene, "
+                "execution_arn = :execution, updated_at = :now REMOVE #error, completed_at, stage",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _is_conditional_failure(error):
+                current = self.get(job.job_id)
+                raise Conflict(
+                    f"job {job.job_id} is {current.status.value} at revision {current.revision}; "
+                    "only a completed or failed story can regenerate a scene",
+                    field="status",
+                ) from error
             raise
         return Job.model_validate(_from_dynamo(result["Attributes"]))
 

@@ -73,6 +73,12 @@ def segment_key(job_id: str, index: int) -> str:
     return f"segments/{check_job_id(job_id)}/{index:05d}.mp4"
 
 
+def stereo_source_key(job_id: str) -> str:
+    """A stereo child's source (a story's composed video, copied): under the job's intermediate
+    `segments/` prefix, and not an upload key, so no upload event starts the job a second time."""
+    return f"segments/{check_job_id(job_id)}/source.mp4"
+
+
 def manifest_key(job_id: str) -> str:
     return f"segments/{check_job_id(job_id)}/manifest.json"
 
@@ -108,6 +114,16 @@ def video_prefix(parent_id: str, task_id: str) -> str:
 
 def video_key(parent_id: str, task_id: str, index: int) -> str:
     return f"{video_prefix(parent_id, task_id)}{index}.mp4"
+
+
+TTS_OUTPUTS = ("narration.wav", "narration.m4a", "narration.srt", "narration.vtt", "words.json")
+
+
+def tts_output_key(job_id: str, name: str) -> str:
+    """A narration output (`tts/{job_id}/{name}`, one of TTS_OUTPUTS), where the tts machine writes it."""
+    if name not in TTS_OUTPUTS:
+        raise BadRequest(f"not a tts output: {name[:40]!r}", field="name")
+    return f"tts/{check_job_id(job_id)}/{name}"
 
 
 # Step results (output bucket): every ECS task container writes one of these when it ends, because a

@@ -43,13 +43,23 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
 }
+# The one way back from a finished status is JobStore.reopen: a completed or failed story is queued again
+# when one of its scenes is regenerated (a conditional write on its kind, status and revision).
+REOPENABLE = frozenset({JobStatus.COMPLETED, JobStatus.FAILED})
 
 
 def allowed_sources(target: JobStatus) -> list[JobStatus]:
     return [source for source, targets in TRANSITIONS.items() if target in targets]
 
 
-class _Request(BaseModel):
+class _Model(BaseModel):
+    """The base of every model here: its validator and serializer are built on first use, not at import
+    (`defer_build`), so a function pays only for the models it uses (bench/cold_start.py)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Request(_Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
@@ -185,6 +195,17 @@ class StoryScene(_Request):
     )
 
 
+class SceneEdit(_Request):
+    """A scene regenerate's body: what changes in the scene (nothing: the same text, a new take)."""
+
+    text: Annotated[str | None, Field(min_length=1, max_length=MAX_SCENE_CHARS)] = Field(
+        None, description="the scene's new narration"
+    )
+    visual_prompt: Annotated[str | None, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] = Field(
+        None, description="what the scene's new clip shows"
+    )
+
+
 class StoryRequest(_Request):
     """A story: a `prompt` (scenes written by the LLM) or the `scenes` themselves, narrated, illustrated
     with a clip per scene and composed into one video."""
@@ -233,17 +254,25 @@ class StoryRequest(_Request):
         return self
 
 
-class Progress(BaseModel):
+class Progress(_Model):
     done: int = 0
     total: int = 0
 
 
-class JobError(BaseModel):
+class JobError(_Model):
     error: str
     cause: str = ""
 
 
-class Job(BaseModel):
+class ChildJob(_Model):
+    """A job a story started: its kind, its id and the scene it belongs to (None: the whole story)."""
+
+    kind: JobKind
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
+    scene: int | None = None
+
+
+class Job(_Model):
     """One item of the Jobs table."""
 
     job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)]
@@ -263,9 +292,19 @@ class Job(BaseModel):
         description="what the workflow's last step reported about its outputs (video: the size rendered, "
         "frames, fps, seeds)",
     )
+    parent_id: Annotated[str | None, Field(pattern=JOB_ID_PATTERN)] = Field(
+        None, description="the story job that started this one"
+    )
+    children: list[ChildJob] = Field(
+        default_factory=list, description="a story's current child jobs: a tts and a video job per scene"
+    )
+    scenes: list[StoryScene] = Field(
+        default_factory=list, description="a story's scenes as planned (given, or written from its prompt)"
+    )
+    revision: int = Field(0, ge=0, description="a story's revision: each scene regenerate adds one")
 
 
-class UploadTicket(BaseModel):
+class UploadTicket(_Model):
     """A presigned POST: the client sends `fields` + the file as multipart form data to `url`."""
 
     url: str
@@ -275,18 +314,18 @@ class UploadTicket(BaseModel):
     expires_in: int
 
 
-class JobAccepted(BaseModel):
+class JobAccepted(_Model):
     job_id: str
     status: JobStatus
     upload: UploadTicket | None = None
 
 
-class JobPage(BaseModel):
+class JobPage(_Model):
     items: list[Job]
     next: str | None = None
 
 
-class JobOutputs(BaseModel):
+class JobOutputs(_Model):
     job_id: str
     status: JobStatus
     outputs: dict[str, str]

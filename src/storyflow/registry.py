@@ -153,6 +153,11 @@ def _check_story(request: StoryRequest, settings: Settings) -> None:
             images.check_image_uri(scene.image_uri, settings, field=f"scenes.{index}.image_uri")
 
 
+def _story_payload(job_id: str, request: StoryRequest, source: S3Location | None) -> Payload:
+    """Revision 0 plans every scene; a regenerate starts revision r with the one scene to re-run."""
+    return {"job_id": job_id, "request": request.model_dump(mode="json"), "revision": 0, "regenerate": None}
+
+
 def _request_payload(job_id: str, request: BaseModel, source: S3Location | None) -> Payload:
     return {"job_id": job_id, "request": request.model_dump(mode="json")}
 
@@ -232,9 +237,17 @@ WORKFLOWS: tuple[Workflow, ...] = (
     Workflow(
         kind=JobKind.STORY,
         request=StoryRequest,
-        summary="a prompt or scenes to a narrated, subtitled story video",
+        summary="a prompt or scenes to a narrated, subtitled story video: a tts and a video child job per "
+        "scene, composed (and with `stereo`, converted to 3D by a stereo child job)",
         state_machine_setting="story_state_machine_arn",
-        payload=_request_payload,
+        payload=_story_payload,
+        outputs=(
+            Output("final.mp4", keys.SOURCE_CONTENT_TYPE, "the composed story (subtitles as asked)"),
+            Output(
+                "stereo.mp4", keys.SOURCE_CONTENT_TYPE, "the story in side-by-side 3D, when stereo is set"
+            ),
+        ),
+        stages=("planning", "scenes", "composing", "stereo"),
         check=_check_story,
     ),
 )

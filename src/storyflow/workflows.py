@@ -28,17 +28,21 @@ def execution_arn(state_machine: str, job_id: str) -> str:
     return state_machine.replace(":stateMachine:", ":execution:", 1) + ":" + job_id
 
 
-def start(workflow: Workflow, job_id: str, payload: dict[str, Any], settings: Settings) -> tuple[str, bool]:
-    """Start (or find) the execution `job_id`. Returns (execution arn, started now?)."""
+def start(
+    workflow: Workflow, job_id: str, payload: dict[str, Any], settings: Settings, name: str | None = None
+) -> tuple[str, bool]:
+    """Start (or find) the execution named `name` (default: the job id; a story's regenerate names its
+    revision's). Returns (execution arn, started now?)."""
     machine = state_machine_arn(workflow, settings)
+    name = check_job_id(name or job_id)
     try:
         response = aws.client("stepfunctions").start_execution(
-            stateMachineArn=machine, name=check_job_id(job_id), input=json.dumps(payload)
+            stateMachineArn=machine, name=name, input=json.dumps(payload)
         )
     except ClientError as error:
         if aws.error_code(error) != "ExecutionAlreadyExists":
             raise
-        existing = execution_arn(machine, job_id)
+        existing = execution_arn(machine, name)
         logger.info("execution already exists; duplicate start ignored", extra={"execution_arn": existing})
         return existing, False
     arn: str = response["executionArn"]

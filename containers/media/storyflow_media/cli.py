@@ -115,10 +115,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     k.add_argument("--job-id", required=True, type=keys.job_id, help="job id (^[a-z0-9][a-z0-9-]{7,63}$)")
     k.add_argument("--output-bucket", required=True, help="bucket that receives the composed video")
-    k.add_argument("--scenes", required=True, type=_scenes, help="JSON array of the scenes' S3 URIs")
+    scenes = k.add_mutually_exclusive_group(required=True)
+    scenes.add_argument("--scenes", type=_scenes, help="JSON array of the scenes' S3 URIs")
+    scenes.add_argument(
+        "--scenes-uri",
+        type=_s3,
+        help="s3:// URI of that JSON array (a story's plan writes it: a 50-scene list is longer than "
+        "ECS allows a command override to be)",
+    )
     k.add_argument("--aspect", choices=["16:9", "9:16", "1:1"], default="16:9")
     k.add_argument("--subtitles", choices=["burned", "soft", "both", "none"], default="burned")
-    k.add_argument("--music-uri", help="s3:// URI of background music (looped, ducked under the narration)")
+    k.add_argument(
+        "--music-uri",
+        type=_optional_s3,
+        help="s3:// URI of background music (looped, ducked under the narration); empty: none",
+    )
     k.add_argument("--crossfade", type=float, default=0.5, help="seconds between scenes (default 0.5)")
     k.add_argument("--short-side", type=int, default=720, help="output short side in pixels (default 720)")
     k.add_argument("--fit", choices=["crop", "pad"], default="crop", help="aspect by crop or pad")
@@ -137,12 +148,21 @@ def _s3(value: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _optional_s3(value: str) -> tuple[str, str] | None:
+    """An s3:// URI, or None for an empty value (a state machine passes "" for an absent option)."""
+    return _s3(value) if value else None
+
+
 def _scenes(value: str) -> list[dict[str, tuple[str, str]]]:
     """argparse type of --scenes: a non-empty JSON array of {clip_uri, narration_uri, words_uri?}."""
     try:
         items = json.loads(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"--scenes is not JSON: {exc}") from None
+    return _scene_list(items)
+
+
+def _scene_list(items: Any) -> list[dict[str, tuple[str, str]]]:
     if not isinstance(items, list) or not items:
         raise argparse.ArgumentTypeError("--scenes must be a non-empty JSON array")
     scenes: list[dict[str, tuple[str, str]]] = []
@@ -312,9 +332,15 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def run_compose(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     s3 = s3io.s3_client()
     job, ob = args.job_id, args.output_bucket
+    listed = args.scenes
+    if listed is None:
+        try:
+            listed = _scene_list(s3io.get_json(s3, *args.scenes_uri))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise BadManifest(f"{s3io.uri(*args.scenes_uri)}: {exc}") from None
     downloads: list[tuple[str, str, Path]] = []
     scenes: list[Scene] = []
-    for i, item in enumerate(args.scenes):
+    for i, item in enumerate(listed):
         paths = {
             name: work / f"scene{i:03d}-{name.removesuffix('_uri')}{Path(key).suffix or '.bin'}"
             for name, (_bucket, key) in item.items()
@@ -323,7 +349,7 @@ def run_compose(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         scenes.append(Scene(paths["clip_uri"], paths["narration_uri"], paths.get("words_uri")))
     music: Path | None = None
     if args.music_uri:
-        bucket, key = _s3(args.music_uri)
+        bucket, key = args.music_uri
         music = work / f"music{Path(key).suffix or '.bin'}"
         downloads.append((bucket, key, music))
     s3io.parallel(lambda d: s3io.download(s3, *d), downloads)
@@ -344,8 +370,9 @@ def run_compose(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     final_key = args.output_key or keys.final_key(job)
     s3io.upload(s3, final, ob, final_key)
     log.info("wrote %s", s3io.uri(ob, final_key))
-    return {"job_id": job, "output_uri": s3io.uri(ob, final_key), "bucket": ob, "key": final_key} | asdict(
-        result
+    uri = s3io.uri(ob, final_key)
+    return {"job_id": job, "output_uri": uri, "outputs": {"final.mp4": uri}, "bucket": ob, "key": final_key} | (
+        asdict(result)
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storyflow import intermediates, keys, registry, workflows
+from storyflow import children, intermediates, keys, registry, workflows
 from storyflow.api.submit import signing_s3
 from storyflow.errors import Conflict, StoryflowError
 from storyflow.jobstore import JobStore
@@ -38,9 +38,18 @@ def cancel_job(job_id: str, settings: Settings) -> Job:
     if execution:
         workflows.stop(execution, cause="cancelled through the API")
     intermediates.tag_job(job_id, settings)
+    children.cancel_unfinished(store, job, lambda child: _stop_child(child, settings))
     metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
     logger.info("job cancelled", extra={"job_id": job_id, "execution_arn": execution})
     return cancelled
+
+
+def _stop_child(child: Job, settings: Settings) -> None:
+    """A cancelled story's child: its execution stopped, its intermediates tagged (as its own cancel)."""
+    execution = child.execution_arn or _expected_execution(child, settings)
+    if execution:
+        workflows.stop(execution, cause="its story was cancelled through the API")
+    intermediates.tag_job(child.job_id, settings)
 
 
 def _expected_execution(job: Job, settings: Settings) -> str | None:

@@ -16,10 +16,10 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from pydantic import BaseModel
 
 from storyflow import registry
-from storyflow.api import catalog, jobs, submit
+from storyflow.api import catalog, jobs, regenerate, submit
 from storyflow.api.validation import ApiError, Health, check_body_size
 from storyflow.keys import JOB_ID_PATTERN
-from storyflow.models import Job, JobAccepted, JobOutputs, JobPage, JobStatus
+from storyflow.models import MAX_SCENES, Job, JobAccepted, JobOutputs, JobPage, JobStatus, SceneEdit
 from storyflow.settings import Settings
 
 router = Router()  # type: ignore[no-untyped-call]  # Powertools leaves Router.__init__ untyped
@@ -126,6 +126,28 @@ def get_job(job_id: JobId) -> Job:
 )
 def cancel_job(job_id: JobId) -> Job:
     return jobs.cancel_job(job_id, Settings.from_env())
+
+
+@router.post(
+    "/jobs/<job_id>/scenes/<scene>/regenerate",
+    summary="Regenerate one scene of a story",
+    description="Makes scene `scene` (from 0) of a completed or failed story again, with its new text "
+    "and/or visual prompt if given, and composes the story again; the other scenes keep their narration "
+    "and clip. The story is queued again at its next revision. 409 while the story is queued or running.",
+    responses=_ok(JobAccepted, HTTPStatus.ACCEPTED, "Accepted") | _errors(400, 404, 409, 413, 503),
+    tags=["jobs"],
+)
+def regenerate_scene(
+    job_id: JobId,
+    scene: Annotated[int, Path(ge=0, le=MAX_SCENES - 1, description="The scene's index, from 0.")],
+    edit: Annotated[SceneEdit, Body(description="What changes in the scene; {} for a new take.")],
+) -> Response[JobAccepted]:
+    event = router.current_event
+    check_body_size(event.body, bool(event.is_base64_encoded))
+    accepted = regenerate.regenerate_scene(job_id, scene, edit, Settings.from_env())
+    return Response(
+        status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted
+    )
 
 
 @router.get(
