@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from storyflow import aws
 from storyflow.errors import StoryflowError
-from storyflow.keys import JOB_ID_PATTERN
 from storyflow.models import MAX_PROMPT_CHARS, MAX_SCENE_CHARS, StoryRequest, StoryScene
 
 TOOL_NAME = "write_scenes"
@@ -68,13 +67,6 @@ class SceneWriterFailed(StoryflowError):
     """The model did not answer with usable scenes (no tool call, wrong shape, empty text)."""
 
 
-class ScenesEvent(BaseModel):
-    """The story state machine's input to the scenes step: the job and its validated request."""
-
-    job_id: str = Field(pattern=JOB_ID_PATTERN)
-    request: StoryRequest
-
-
 def converse_request(prompt: str, model_id: str, scenes: int = DEFAULT_SCENES) -> dict[str, Any]:
     """The Converse call's parameters: the tool is forced, so the answer is the tool's input JSON."""
     return {
@@ -123,18 +115,3 @@ def story_scenes(request: StoryRequest, model_id: str, client: Any | None = None
         raise RuntimeError("SCENES_MODEL_ID is not set in this function's environment")
     bedrock = client if client is not None else aws.client("bedrock-runtime")
     return parse_scenes(bedrock.converse(**converse_request(request.prompt, model_id)))
-
-
-def scenes_output(job_id: str, scenes: list[StoryScene]) -> dict[str, Any]:
-    """What the Map iterates: each scene with its index; a scene without a visual prompt shows its text."""
-    items = [
-        {
-            "job_id": job_id,
-            "index": index,
-            "text": scene.text,
-            "visual_prompt": scene.visual_prompt or scene.text[:MAX_PROMPT_CHARS],
-            "image_uri": scene.image_uri or "",
-        }
-        for index, scene in enumerate(scenes)
-    ]
-    return {"job_id": job_id, "count": len(items), "scenes": items}

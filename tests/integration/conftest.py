@@ -42,6 +42,9 @@ CONTAINER_ENVIRONMENT = {
 # lives 8 s after the last ping, never stopped in its first 4 s, idle alarm after 2 periods of 60 s
 # (2 local seconds at the local cloud's time scale of 1/60). Only tests/integration/test_backend.py uses them.
 STACK_PARAMETERS = {
+    # Stories at 240p with 1 s clips (template defaults: 720p, 121 frames): the same steps, less CPU.
+    "StoryShortSide": "240",
+    "StoryClipFrames": "25",
     "BackendLifetimeSeconds": "8",
     "BackendStartupGraceSeconds": "4",
     "BackendAlarmPeriodSeconds": "60",

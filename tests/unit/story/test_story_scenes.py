@@ -43,17 +43,8 @@ def test_given_scenes_call_no_llm() -> None:
     with Stubber(client) as stub:  # no responses queued: any call raises
         got = sc.story_scenes(request, MODEL, client)
         stub.assert_no_pending_responses()
-    # Then they come back as given; the Map's items fall back to the text as the visual prompt
-    assert [s.text for s in got] == ["A fox."]
-    out = sc.scenes_output(JOB, got)
-    assert out["count"] == 1
-    assert out["scenes"][0] == {
-        "job_id": JOB,
-        "index": 0,
-        "text": "A fox.",
-        "visual_prompt": "A fox.",
-        "image_uri": "s3://b-in/f.png",
-    }
+    # Then they come back as given (the plan falls back to the text for a missing visual prompt)
+    assert [(s.text, s.visual_prompt, s.image_uri) for s in got] == [("A fox.", None, "s3://b-in/f.png")]
 
 
 def test_a_prompt_asks_converse_with_the_forced_tool_and_its_schema() -> None:
@@ -113,8 +104,3 @@ def test_a_bedrock_error_propagates_as_the_client_error() -> None:
         stub.add_client_error("converse", "ThrottlingException", "slow down", 429)
         with pytest.raises(client.exceptions.ThrottlingException):
             sc.story_scenes(StoryRequest.model_validate({"prompt": "a fox"}), MODEL, client)
-
-
-def test_the_event_model_validates_the_request() -> None:
-    event = sc.ScenesEvent.model_validate({"job_id": JOB, "request": {"kind": "story", "prompt": "p"}})
-    assert event.request.prompt == "p"
