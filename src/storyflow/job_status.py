@@ -75,9 +75,14 @@ def failed_child(store: JobStore, job_id: str) -> JobError | None:
     if not job.children:
         return None
     children = store.get_many([child.job_id for child in job.children])
-    for child in job.children:
-        found = children.get(child.job_id)
-        if found is None or found.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+    # The first failed child, in scene order; only without one, the first cancelled child.
+    ordered = sorted(
+        (c for c in job.children if c.job_id in children),
+        key=lambda c: children[c.job_id].status is not JobStatus.FAILED,
+    )
+    for child in ordered:
+        found = children[child.job_id]
+        if found.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
             continue
         what = f"scene {child.scene}: " if child.scene is not None else ""
         if found.status is JobStatus.CANCELLED:

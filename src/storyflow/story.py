@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from storyflow import aws, keys, registry
 from storyflow.errors import Conflict, StoryflowError
@@ -54,8 +54,16 @@ class PlanEnv(BaseModel):
     input_bucket: str = Field(alias="INPUT_BUCKET", min_length=1)
     output_bucket: str = Field(alias="OUTPUT_BUCKET", min_length=1)
     scenes_model_id: str = Field("", alias="SCENES_MODEL_ID")
-    short_side: int = Field(720, alias="STORY_SHORT_SIDE", ge=64, le=1920)
+    # At most 1080: a 16:9 clip's long side is then 1920, the video model's largest.
+    short_side: int = Field(720, alias="STORY_SHORT_SIDE", ge=64, le=1080)
     clip_frames: int = Field(121, alias="STORY_CLIP_FRAMES", ge=5, le=241)
+
+    @field_validator("clip_frames")
+    @classmethod
+    def _four_k_plus_one(cls, value: int) -> int:
+        if value % 4 != 1:
+            raise ValueError(f"STORY_CLIP_FRAMES must be 4k+1 (e.g. 49, 121), got {value}")
+        return value
 
     @classmethod
     def from_env(cls) -> PlanEnv:
@@ -135,7 +143,17 @@ def plan(event: PlanEvent, env: PlanEnv, bedrock: Any | None = None) -> dict[str
     story = store.get(event.job_id)
     current: dict[int, dict[str, Job]] = {}  # scene -> kind -> the child it composes from
     if event.regenerate is None:
-        scenes = story_scenes(event.request, env.scenes_model_id, bedrock)
+        # A retried plan reuses the scenes its first attempt recorded: a prompt's scenes are written once
+        # (Bedrock would write others), before any child is created from them.
+        scenes = list(story.scenes) or story_scenes(event.request, env.scenes_model_id, bedrock)
+        if not story.scenes:
+            store.record_plan(
+                story.job_id,
+                event.revision,
+                scenes=scenes,
+                children=[],
+                progress=Progress(done=0, total=len(scenes)),
+            )
         runs = list(range(len(scenes)))
     else:
         scenes = list(story.scenes)

@@ -140,11 +140,13 @@ def cancel_job(job_id: JobId) -> Job:
 def regenerate_scene(
     job_id: JobId,
     scene: Annotated[int, Path(ge=0, le=MAX_SCENES - 1, description="The scene's index, from 0.")],
-    edit: Annotated[SceneEdit, Body(description="What changes in the scene; {} for a new take.")],
+    edit: Annotated[
+        SceneEdit | None, Body(description="What changes in the scene; none or {} for a new take.")
+    ] = None,
 ) -> Response[JobAccepted]:
     event = router.current_event
     check_body_size(event.body, bool(event.is_base64_encoded))
-    accepted = regenerate.regenerate_scene(job_id, scene, edit, Settings.from_env())
+    accepted = regenerate.regenerate_scene(job_id, scene, edit or SceneEdit(), Settings.from_env())
     return Response(
         status_code=HTTPStatus.ACCEPTED, content_type=content_types.APPLICATION_JSON, body=accepted
     )
