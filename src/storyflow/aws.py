@@ -1,10 +1,16 @@
-"""Lazily created boto3 clients, cached per service/region/endpoint (no import-time env reads)."""
+"""Lazily created boto3 clients, cached per service/region/endpoint (no import-time env reads).
+
+DynamoDB tables are `Table`s over the low-level client, not boto3's resource layer: the resource costs a
+cold start about 0.1 s more than the client it wraps (it lists every service's resource model and loads the
+table's: bench/cold_start.py), for the same calls.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -38,9 +44,93 @@ def client(service: str) -> Any:
     return _client(service, *_where())
 
 
-def table(name: str) -> Any:
-    """A DynamoDB Table resource (item-level API with native Python types)."""
-    return _dynamodb(*_where()).Table(name)
+def table(name: str) -> Table:
+    """A DynamoDB table with the item-level API of boto3's Table resource (native Python types)."""
+    return Table(name, client("dynamodb"))
+
+
+# Request parameters that hold items or attribute maps (native values in), and the answer's (typed out).
+_ITEM_PARAMS = ("Item", "Key", "ExclusiveStartKey")
+_VALUE_PARAMS = ("ExpressionAttributeValues",)
+_ITEM_ANSWERS = ("Item", "Attributes", "LastEvaluatedKey")
+_EXPRESSIONS = ("ConditionExpression", "KeyConditionExpression", "FilterExpression")
+
+
+class Table:
+    """The calls of boto3's `Table` resource that storyflow makes, on the low-level client.
+
+    Invariants, as the resource's: items, keys and expression values go in as native Python values (a float
+    is refused, use Decimal) and come out with numbers as Decimal; `TableName` is this table's. Expressions
+    are strings; a call given boto3's condition objects, and any other attribute (`batch_writer`...), goes
+    to the real resource Table, built on first use. `meta.client` is the low-level client.
+    """
+
+    def __init__(self, name: str, dynamodb: Any) -> None:
+        self.name = self.table_name = name
+        self.meta = SimpleNamespace(client=dynamodb)
+        self._resource: Any = None
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._call("put_item", kwargs)
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._call("get_item", kwargs)
+
+    def update_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._call("update_item", kwargs)
+
+    def delete_item(self, **kwargs: Any) -> dict[str, Any]:
+        return self._call("delete_item", kwargs)
+
+    def query(self, **kwargs: Any) -> dict[str, Any]:
+        return self._call("query", kwargs)
+
+    def scan(self, **kwargs: Any) -> dict[str, Any]:
+        return self._call("scan", kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._real(), name)
+
+    def _real(self) -> Any:
+        if self._resource is None:
+            self._resource = _dynamodb(*_where()).Table(self.name)
+        return self._resource
+
+    def _call(self, operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if any(not isinstance(kwargs.get(name, ""), str) for name in _EXPRESSIONS):
+            answer: dict[str, Any] = getattr(self._real(), operation)(**kwargs)
+            return answer
+        serialize = _serializer().serialize
+        request = dict(kwargs, TableName=self.name)
+        for name in _ITEM_PARAMS + _VALUE_PARAMS:
+            if name in request:
+                request[name] = {key: serialize(value) for key, value in request[name].items()}
+        answer = getattr(self.meta.client, operation)(**request)
+        deserialize = _deserializer().deserialize
+        for name in _ITEM_ANSWERS:
+            if name in answer:
+                answer[name] = {key: deserialize(value) for key, value in answer[name].items()}
+        if "Items" in answer:
+            answer["Items"] = [
+                {key: deserialize(value) for key, value in item.items()} for item in answer["Items"]
+            ]
+        return answer
+
+
+@lru_cache(maxsize=1)
+def _serializer() -> Any:
+    from boto3.dynamodb.types import TypeSerializer
+
+    return TypeSerializer()
+
+
+@lru_cache(maxsize=1)
+def _deserializer() -> Any:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return TypeDeserializer()
 
 
 # One session per process, made on first use: a new Session parses botocore's endpoint rules and every service

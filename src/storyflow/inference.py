@@ -45,7 +45,7 @@ ENDPOINT_NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
 S3_URI_PATTERN = r"^s3://[a-z0-9.-]{3,63}/.+$"
 
 
-class WorkItem(BaseModel):
+class WorkItem(BaseModel, defer_build=True):
     """The state's payload to the submit function: one inference the state machine waits for."""
 
     task_token: str = Field(min_length=1)
@@ -57,7 +57,7 @@ class WorkItem(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class AsyncNotification(BaseModel):
+class AsyncNotification(BaseModel, defer_build=True):
     """What SageMaker async inference publishes to the success / error topics."""
 
     model_config = ConfigDict(extra="ignore")

@@ -16,7 +16,7 @@ from storyflow.models import JobKind
 from storyflow.settings import Settings
 
 
-class WorkflowUpload(BaseModel):
+class WorkflowUpload(BaseModel, defer_build=True):
     """The one file a kind's job waits for (sent to the presigned POST of `POST /jobs`)."""
 
     name: str = Field(description="The file's name under input/{job_id}/.")
@@ -28,13 +28,13 @@ class WorkflowUpload(BaseModel):
     )
 
 
-class WorkflowOutput(BaseModel):
+class WorkflowOutput(BaseModel, defer_build=True):
     name: str = Field(description="The key of the output in `Job.outputs` and `GET /jobs/{id}/outputs`.")
     media_type: str
     description: str = ""
 
 
-class WorkflowInfo(BaseModel):
+class WorkflowInfo(BaseModel, defer_build=True):
     kind: JobKind
     summary: str
     deployed: bool = Field(description="This stack runs the kind: its state machine is configured.")
@@ -44,7 +44,7 @@ class WorkflowInfo(BaseModel):
     request_schema: dict[str, Any] = Field(description="JSON schema of the kind's `POST /jobs` body.")
 
 
-class WorkflowList(BaseModel):
+class WorkflowList(BaseModel, defer_build=True):
     items: list[WorkflowInfo]
 
 

@@ -23,14 +23,14 @@ def _kind_tags() -> frozenset[str]:
     return frozenset(kind.value for kind in JobKind)
 
 
-class ApiError(BaseModel):
+class ApiError(BaseModel, defer_build=True):
     """Every 4xx/5xx body: what went wrong, and the request field it concerns (when there is one)."""
 
     message: str
     field: str | None = None
 
 
-class Health(BaseModel):
+class Health(BaseModel, defer_build=True):
     status: str = "ok"
 
 

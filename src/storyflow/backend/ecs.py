@@ -24,7 +24,7 @@ class RunTaskFailed(Exception):
     """RunTask answered without a task; the message is its `failures` as JSON."""
 
 
-class EcsTask(BaseModel):
+class EcsTask(BaseModel, defer_build=True):
     task_arn: str
     last_status: str
     stopped_reason: str = ""

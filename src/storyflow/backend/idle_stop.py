@@ -23,14 +23,14 @@ from storyflow.backend.store import TaskStateStore
 from storyflow.observability import logger
 
 
-class AlarmTrigger(BaseModel):
+class AlarmTrigger(BaseModel, defer_build=True):
     model_config = ConfigDict(extra="ignore")
 
     metric_name: str | None = Field(None, alias="MetricName")
     namespace: str | None = Field(None, alias="Namespace")
 
 
-class AlarmNotification(BaseModel):
+class AlarmNotification(BaseModel, defer_build=True):
     """The JSON CloudWatch publishes to SNS when an alarm changes state."""
 
     model_config = ConfigDict(extra="ignore")
@@ -42,7 +42,7 @@ class AlarmNotification(BaseModel):
     trigger: AlarmTrigger | None = Field(None, alias="Trigger")
 
 
-class EcsTaskStateChange(BaseModel):
+class EcsTaskStateChange(BaseModel, defer_build=True):
     """`detail` of an EventBridge "ECS Task State Change" event."""
 
     model_config = ConfigDict(extra="ignore")

@@ -34,7 +34,7 @@ class TaskStatus(StrEnum):
 ACTIVE = frozenset({TaskStatus.STARTING, TaskStatus.RUNNING})
 
 
-class TaskState(BaseModel):
+class TaskState(BaseModel, defer_build=True):
     """The TaskState item."""
 
     task_id: Literal["main"] = "main"
@@ -48,7 +48,7 @@ class TaskState(BaseModel):
     stopped_reason: str | None = None
 
 
-class BackendStatus(BaseModel):
+class BackendStatus(BaseModel, defer_build=True):
     """What `GET /start` answers: `started` (this call ran the task), `running` (a recorded task, kept
     alive), or `starting` (another call is launching the task; no `task_arn` yet: ask again shortly)."""
 
@@ -59,7 +59,7 @@ class BackendStatus(BaseModel):
     expires_at: float
 
 
-class MonitorOutcome(BaseModel):
+class MonitorOutcome(BaseModel, defer_build=True):
     """What the task monitor did with one notification (logged and returned by the handler)."""
 
     action: Literal["stopped", "marked_stopped", "kept", "ignored"]
