@@ -29,6 +29,9 @@ BROWSER_DIR = Path(__file__).resolve().parent
 DIST = ROOT / "web" / "dist"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("STORYFLOW_CHROMIUM", "/usr/bin/chromium")
+# The stack parameters of a local cloud started here: stories at 240p with 1 s clips (template defaults: 720p,
+# 121 frames), as tests/integration/conftest.py STACK_PARAMETERS runs them (a shared cloud has them already).
+STACK_PARAMETERS = {"StoryShortSide": "240", "StoryClipFrames": "25"}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -70,7 +73,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         yield running
         return
     state = tmp_path_factory.mktemp("browser-cloud") / "local.json"
-    with LocalCloud(LocalCloudConfig(template=ROOT / "template.yaml", state_file=state)) as started:
+    config = LocalCloudConfig(
+        template=ROOT / "template.yaml", state_file=state, parameters=dict(STACK_PARAMETERS)
+    )
+    with LocalCloud(config) as started:
         yield started
 
 

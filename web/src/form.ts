@@ -29,7 +29,7 @@ export type Schema = {
 };
 
 interface Hint {
-  textarea?: boolean;
+  textarea?: boolean; // unset: a textarea for long strings (maxLength > 500)
   rows?: number;
   hidden?: boolean;
   placeholder?: string;
@@ -42,9 +42,11 @@ const HINTS: Record<string, Hint> = {
   negative_prompt: { textarea: true, rows: 2 },
   text: { textarea: true, rows: 6, placeholder: "Once upon a time…" },
   narration: { textarea: true, rows: 3 },
+  visual_prompt: { textarea: true, rows: 2, placeholder: "what the clip shows (empty: the text)" },
+  music_uri: { textarea: false, placeholder: "s3://bucket/music.mp3" },
   seed: { help: "Empty: a random seed." },
   voice: { placeholder: "af_heart" },
-  image_uri: { placeholder: "s3://bucket/key.png" },
+  image_uri: { textarea: false, placeholder: "s3://bucket/key.png" },
   max_upload_bytes: { hidden: true }, // set from the chosen file's size
 };
 
@@ -179,8 +181,8 @@ export class SchemaForm {
       input = number;
       read = () => ({ present: number.value.trim() !== "", value: Number(number.value) });
     } else {
-      const text = hint.textarea || (schema.maxLength ?? 0) > 500
-        ? h("textarea", { id, name: path, rows: hint.rows ?? 3, "aria-describedby": describedBy })
+      const text = (hint.textarea ?? (schema.maxLength ?? 0) > 500)
+        ? h("textarea", { id, name: path, rows: path.includes(".") ? Math.min(hint.rows ?? 3, 3) : (hint.rows ?? 3), "aria-describedby": describedBy })
         : h("input", { id, name: path, type: "text", autocomplete: "off", "aria-describedby": describedBy });
       if (hint.placeholder) text.placeholder = hint.placeholder;
       if (schema.maxLength) text.maxLength = schema.maxLength;
@@ -207,54 +209,106 @@ export class SchemaForm {
     helpText: string,
     controls: FieldControl[],
   ): HTMLElement {
+    // A list of rows (each an object's fields, or one field), with add/remove buttons. It starts with
+    // minItems rows (at least one); a row left empty is not sent, so an optional list whose rows are all empty
+    // is left out (story: `prompt` instead of `scenes`). Rows are renumbered when one is removed, so the
+    // paths a 4xx names (`scenes.1.text`) always match the row shown as scene 2.
     const item = this.resolve(schema.items ?? {});
-    const fieldset = h("fieldset", { id }, h("legend", {}, title));
-    if (helpText) fieldset.appendChild(h("p", { class: "help" }, helpText));
+    const isObject = item.type === "object" || item.properties !== undefined;
+    const noun = singular(title);
+    const fieldset = h("fieldset", { id, class: "array-items", "aria-describedby": helpText ? `${id}-help` : undefined }, h("legend", {}, title));
+    if (helpText) fieldset.appendChild(h("p", { id: `${id}-help`, class: "help" }, helpText));
     const list = h("div", { class: "items" });
-    const rows: FieldControl[][] = [];
+    interface Row {
+      element: HTMLElement;
+      legend: HTMLElement | null;
+      remove: HTMLButtonElement;
+      controls: FieldControl[];
+      index: number;
+    }
+    const rows: Row[] = [];
     const max = schema.maxItems ?? 50;
-    const add = h("button", { type: "button", class: "secondary" }, `Add ${item.title ?? "item"}`);
-    const renumber = (): void => {
+    const min = Math.max(1, schema.minItems ?? 0);
+    const add = h("button", { type: "button", class: "secondary add-item" }, `Add ${noun.toLowerCase()}`);
+    const idOf = (index: number): string => `${this.idPrefix}-${`${path}.${index}`.replace(/[^a-zA-Z0-9_-]/g, "-")}`;
+    const update = (): void => {
+      rows.forEach((row, index) => {
+        if (row.index !== index) renumber(row.element, `${path}.${row.index}`, `${path}.${index}`, idOf(row.index), idOf(index));
+        row.index = index;
+        if (row.legend) row.legend.textContent = `${noun} ${index + 1}`;
+        row.remove.textContent = `Remove ${noun.toLowerCase()} ${index + 1}`;
+        row.remove.disabled = rows.length <= min;
+      });
       add.disabled = rows.length >= max;
     };
-    const addRow = (): void => {
+    const addRow = (focus: boolean): void => {
       const index = rows.length;
       const rowControls: FieldControl[] = [];
-      const row = h("div", { class: "item" });
-      if (item.type === "object" || item.properties) {
-        this.renderObject(item, `${path}.${index}`, row, rowControls);
+      const element = h(isObject ? "fieldset" : "div", { class: "item", dataset: { index: String(index) } });
+      const legend = isObject ? h("legend", {}, `${noun} ${index + 1}`) : null;
+      if (legend) element.appendChild(legend);
+      if (isObject) {
+        this.renderObject(item, `${path}.${index}`, element, rowControls);
       } else {
-        row.appendChild(this.renderField(`${title} ${index + 1}`, `${path}.${index}`, item, {}, true, rowControls));
+        element.appendChild(this.renderField(`${noun} ${index + 1}`, `${path}.${index}`, item, {}, true, rowControls));
       }
-      const remove = h("button", { type: "button", class: "secondary" }, `Remove ${item.title ?? "item"} ${index + 1}`);
+      const remove = h("button", { type: "button", class: "secondary remove-item" });
+      const row: Row = { element, legend, remove, controls: rowControls, index };
       remove.addEventListener("click", () => {
-        const at = rows.indexOf(rowControls);
-        if (at >= 0) rows.splice(at, 1);
-        row.remove();
-        renumber();
+        const at = rows.indexOf(row);
+        if (at < 0 || rows.length <= min) return;
+        rows.splice(at, 1);
+        element.remove();
+        update();
+        // keep the keyboard where it was: the next row's remove button, else the add button
+        (rows[at]?.remove ?? rows[at - 1]?.remove ?? add).focus();
       });
-      row.appendChild(remove);
-      rows.push(rowControls);
-      list.appendChild(row);
-      renumber();
+      element.appendChild(h("div", { class: "item-actions" }, remove));
+      rows.push(row);
+      list.appendChild(element);
+      update();
+      if (focus) element.querySelector<HTMLElement>("input, select, textarea")?.focus();
     };
-    add.addEventListener("click", addRow);
-    fieldset.append(list, add);
+    add.addEventListener("click", () => addRow(true));
+    for (let count = 0; count < Math.min(min, max); count += 1) addRow(false);
+    fieldset.append(list, h("div", { class: "item-actions" }, add));
     controls.push({
       path,
       read: () => {
-        if (rows.length === 0) return { present: false, value: undefined };
-        return {
-          present: true,
-          value: rows.map((rowControls) => {
-            const value = collect(rowControls);
-            return item.type === "object" || item.properties ? value : Object.values(value)[0];
-          }),
-        };
+        const values = rows
+          .map((row) => collect(row.controls))
+          .filter((value) => Object.keys(value).length > 0)
+          .map((value) => (isObject ? value : Object.values(value)[0]));
+        return values.length ? { present: true, value: values } : { present: false, value: undefined };
       },
     });
     return fieldset;
   }
+}
+
+/** "Scenes" → "Scene", "Entries" → "Entry": what one row of a list is called. */
+function singular(title: string): string {
+  if (/ies$/i.test(title)) return title.replace(/ies$/i, "y");
+  if (/(ss|us)$/i.test(title)) return title;
+  if (/s$/i.test(title)) return title.replace(/s$/i, "");
+  return title ? `${title} item` : "Item";
+}
+
+/** Rewrite a row's paths and ids from its old index to its new one (data-field, name, id, for, aria-*). */
+function renumber(row: HTMLElement, fromPath: string, toPath: string, fromId: string, toId: string): void {
+  const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pathPattern = new RegExp(`^${escape(fromPath)}(?=\\.|$)`);
+  const idPattern = new RegExp(`(^|\\s)${escape(fromId)}(?=-|\\s|$)`, "g");
+  for (const element of [row, ...row.querySelectorAll<HTMLElement>("*")]) {
+    if (element.dataset.field) element.dataset.field = element.dataset.field.replace(pathPattern, toPath);
+    const named = element as HTMLInputElement;
+    if (typeof named.name === "string" && named.name && "form" in element) named.name = named.name.replace(pathPattern, toPath);
+    for (const attribute of ["id", "for", "aria-describedby", "aria-labelledby"]) {
+      const value = element.getAttribute(attribute);
+      if (value) element.setAttribute(attribute, value.replace(idPattern, `$1${toId}`));
+    }
+  }
+  row.dataset.index = toPath.slice(toPath.lastIndexOf(".") + 1);
 }
 
 function withoutKey(schema: Schema, key: keyof Schema): Schema {

@@ -27,6 +27,7 @@ def test_document_describes_every_route_and_the_real_error_shape() -> None:
         ("get", "/jobs"),
         ("get", "/jobs/{job_id}"),
         ("post", "/jobs/{job_id}/cancel"),
+        ("post", "/jobs/{job_id}/scenes/{scene}/regenerate"),
         ("get", "/jobs/{job_id}/outputs"),
         ("get", "/health"),
         ("get", "/workflows"),
@@ -49,6 +50,10 @@ def test_document_describes_every_route_and_the_real_error_shape() -> None:
     assert '"422"' not in text and "HTTPValidationError" not in text
     job_id = doc["paths"]["/jobs/{job_id}"]["get"]["parameters"][0]
     assert job_id["schema"]["pattern"] == "^[a-z0-9][a-z0-9-]{7,63}$"
+    regenerate = doc["paths"]["/jobs/{job_id}/scenes/{scene}/regenerate"]["post"]
+    assert set(regenerate["responses"]) == {"202", "400", "404", "409", "413", "503"}
+    scene = next(p for p in regenerate["parameters"] if p["name"] == "scene")
+    assert (scene["in"], scene["schema"]["minimum"], scene["schema"]["maximum"]) == ("path", 0, 49)
 
 
 def test_main_prints_the_document(capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,7 +36,7 @@ export interface paths {
         put?: never;
         /**
          * Submit a job
-         * @description Creates a queued job. A kind that takes an upload answers with a presigned POST: upload the file to it and the upload starts the workflow. Other kinds start their workflow at once. Kinds: `stereo`: 2D to side-by-side 3D video; upload an .mp4 to the presigned POST and the upload starts it; `video`: text or image to video clips (Wan 2.2 TI2V-5B on ECS GPU tasks); the job id derives from parent_id and task_id; `tts`: text to narration with word-aligned subtitles (Kokoro on a SageMaker async endpoint); with parent_id and task_id the job id derives from them; `story`: a prompt or scenes to a narrated, subtitled story video
+         * @description Creates a queued job. A kind that takes an upload answers with a presigned POST: upload the file to it and the upload starts the workflow. Other kinds start their workflow at once. Kinds: `stereo`: 2D to side-by-side 3D video; upload an .mp4 to the presigned POST and the upload starts it; `video`: text or image to video clips (Wan 2.2 TI2V-5B on ECS GPU tasks); the job id derives from parent_id and task_id; `tts`: text to narration with word-aligned subtitles (Kokoro on a SageMaker async endpoint); with parent_id and task_id the job id derives from them; `story`: a prompt or scenes to a narrated, subtitled story video: a tts and a video child job per scene, composed (and with `stereo`, converted to 3D by a stereo child job)
          */
         post: operations["submit_job_jobs_post"];
         delete?: never;
@@ -96,6 +96,26 @@ export interface paths {
         get: operations["job_outputs_jobs__job_id__outputs_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jobs/{job_id}/scenes/{scene}/regenerate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Regenerate one scene of a story
+         * @description Makes scene `scene` (from 0) of a completed or failed story again, with its new text and/or visual prompt if given, and composes the story again; the other scenes keep their narration and clip. The story is queued again at its next revision. 409 while the story is queued or running.
+         */
+        post: operations["regenerate_scene_jobs__job_id__scenes__scene__regenerate_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -173,6 +193,17 @@ export interface components {
             /** Task Arn */
             task_arn: string | null;
         };
+        /**
+         * ChildJob
+         * @description A job a story started: its kind, its id and the scene it belongs to (None: the whole story).
+         */
+        ChildJob: {
+            /** Job Id */
+            job_id: string;
+            kind: components["schemas"]["JobKind"];
+            /** Scene */
+            scene?: number | null;
+        };
         /** Health */
         Health: {
             /**
@@ -186,6 +217,11 @@ export interface components {
          * @description One item of the Jobs table.
          */
         Job: {
+            /**
+             * Children
+             * @description a story's current child jobs: a tts and a video job per scene
+             */
+            children?: components["schemas"]["ChildJob"][];
             /** Completed At */
             completed_at?: number | null;
             /** Created At */
@@ -200,6 +236,11 @@ export interface components {
             outputs?: {
                 [key: string]: string;
             };
+            /**
+             * Parent Id
+             * @description the story job that started this one
+             */
+            parent_id?: string | null;
             progress?: components["schemas"]["Progress"];
             /** Request */
             request?: {
@@ -212,6 +253,17 @@ export interface components {
             result?: {
                 [key: string]: unknown;
             };
+            /**
+             * Revision
+             * @description a story's revision: each scene regenerate adds one
+             * @default 0
+             */
+            revision: number;
+            /**
+             * Scenes
+             * @description a story's scenes as planned (given, or written from its prompt)
+             */
+            scenes?: components["schemas"]["StoryScene"][];
             /** Stage */
             stage?: string | null;
             /** @default queued */
@@ -277,6 +329,22 @@ export interface components {
              * @default 0
              */
             total: number;
+        };
+        /**
+         * SceneEdit
+         * @description A scene regenerate's body: what changes in the scene (nothing: the same text, a new take).
+         */
+        SceneEdit: {
+            /**
+             * Text
+             * @description the scene's new narration
+             */
+            text?: string | null;
+            /**
+             * Visual Prompt
+             * @description what the scene's new clip shows
+             */
+            visual_prompt?: string | null;
         };
         /** StereoRequest */
         StereoRequest: {
@@ -857,6 +925,81 @@ export interface operations {
             };
             /** @description The job is not in a state that allows this, or an Idempotency-Key reused with another body. */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+        };
+    };
+    regenerate_scene_jobs__job_id__scenes__scene__regenerate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A job id as returned by POST /jobs. */
+                job_id: string;
+                /** @description The scene's index, from 0. */
+                scene: number;
+            };
+            cookie?: never;
+        };
+        /** @description What changes in the scene; none or {} for a new take. */
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SceneEdit"] | null;
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobAccepted"];
+                };
+            };
+            /** @description Bad request: malformed JSON, unknown kind, a missing or out-of-range field, a bad job id or pagination token. `message` names the field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description No such job. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description The job is not in a state that allows this, or an Idempotency-Key reused with another body. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Request body over 64 kB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description The workflow could not be started (the job is marked failed); try again. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,8 +1,11 @@
 // One job: live status, stage and progress, its error and cause when it failed, cancel, and its outputs played
 // in the page (video with a one-eye / full side-by-side toggle; audio with its VTT subtitles) and downloaded.
+// A story lists its scenes with their child jobs (linked, with their status) and, once finished, regenerates a
+// scene; a child links back to its story.
 import { ApiFailure, type Job, type JobOutputs, type WorkflowInfo, unwrap } from "../api/client";
 import { type Context, PROGRESS_UNITS, describeFailure, notice, statusBadge } from "../app";
 import { clear, formatTime, h } from "../dom";
+import { showFieldError } from "../form";
 
 const FINISHED = new Set(["completed", "failed", "cancelled"]);
 
@@ -19,14 +22,20 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
   const errorBox = h("section", { class: "job-error", hidden: true, "aria-labelledby": "job-error-title" });
   const cancel = h("button", { type: "button", class: "danger", hidden: true }, "Cancel job");
   const outputs = h("section", { class: "outputs", hidden: true, "aria-labelledby": "outputs-title" });
+  const parent = h("p", { class: "parent", id: "job-parent", hidden: true });
+  const followed = h("div", { class: "followed", "aria-live": "polite" }); // a regenerate's note (kept by refreshes)
+  const scenes = h("section", { class: "scenes", id: "job-scenes", hidden: true, "aria-labelledby": "scenes-title" });
   root.append(
     heading,
+    parent,
     message,
     h("div", { class: "status-line" }, h("span", { id: "job-status" }), cancel),
+    followed,
     summary,
     stages,
     progressBox,
     errorBox,
+    scenes,
     outputs,
   );
 
@@ -39,6 +48,14 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
   let workflow: WorkflowInfo | undefined;
   let shownOutputs = false;
   let lastStatus = "";
+  let scenesShown = ""; // what the Scenes section was built for (rebuilt only when that changes)
+  const childStatus = new Map<string, string>(); // child job id -> its last status read
+  let childIds: string[] = []; // the story's current children
+  let regenerating: number | null = null; // the revision a regenerate started, until it finishes
+  const settled = (childId: string): boolean => {
+    const status = childStatus.get(childId) ?? "";
+    return FINISHED.has(status) || status === "missing";
+  };
 
   const render = (job: Job): void => {
     workflow ??= known.find((w) => w.kind === job.kind);
@@ -55,6 +72,7 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
       ["Updated", formatTime(job.updated_at)],
       ["Completed", formatTime(job.completed_at)],
     ];
+    if (job.kind === "story" || job.revision) rows.push(["Revision", String(job.revision ?? 0)]);
     for (const [term, value] of rows) summary.append(h("dt", {}, term), h("dd", {}, value));
     const request = Object.entries(job.request ?? {}).filter(([key]) => key !== "kind");
     if (request.length) {
@@ -81,6 +99,19 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
         job.error.cause ? h("pre", { class: "cause" }, job.error.cause) : h("p", { class: "muted" }, "No cause recorded."),
       );
     }
+    if (job.parent_id && parent.hidden) {
+      parent.append(
+        "Part of story ",
+        h("a", { href: `#/jobs/${encodeURIComponent(job.parent_id)}`, "aria-label": `Parent story ${job.parent_id}` }, h("code", {}, job.parent_id)),
+      );
+      parent.hidden = false;
+    }
+    renderScenes(job);
+    if (regenerating !== null && (job.revision ?? 0) >= regenerating && FINISHED.has(job.status)) {
+      clear(followed);
+      followed.appendChild(notice(job.status === "completed" ? "ok" : "error", `Revision ${job.revision} is ${job.status}.`));
+      regenerating = null;
+    }
     if (job.status === "completed" && !shownOutputs) {
       shownOutputs = true;
       void showOutputs(job);
@@ -102,6 +133,151 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
       else if (index === current) state = FINISHED.has(job.status) ? job.status : "current";
       stages.appendChild(h("li", { class: `stage ${state}`, "aria-current": state === "current" ? "step" : undefined }, name));
     });
+  };
+
+  // The Scenes section: each scene's text and its child jobs (links, with their status, updated in place), and
+  // a Regenerate form per scene once the story is completed or failed. Rebuilt only when the story's plan,
+  // revision or finished state changes, so what is typed into a Regenerate form survives the refresh.
+  const renderScenes = (job: Job): void => {
+    const children = job.children ?? [];
+    const planned = job.scenes ?? [];
+    const count = Math.max(planned.length, ...children.map((child) => (child.scene ?? -1) + 1));
+    const canRegenerate = job.kind === "story" && (job.status === "completed" || job.status === "failed");
+    const shape = JSON.stringify([job.revision, canRegenerate, planned, children]);
+    childIds = children.map((child) => child.job_id);
+    void refreshChildren();
+    if (shape === scenesShown) return;
+    scenesShown = shape;
+    clear(scenes);
+    scenes.hidden = children.length === 0 && planned.length === 0;
+    if (scenes.hidden) return;
+    scenes.append(h("h2", { id: "scenes-title" }, "Scenes"));
+    const list = h("ol", { class: "scene-list" });
+    for (let index = 0; index < count; index += 1) {
+      const scene = planned[index];
+      const titleId = `scene-${index}-title`;
+      const item = h(
+        "li",
+        { class: "scene", dataset: { scene: String(index) }, "aria-labelledby": titleId },
+        h("h3", { id: titleId }, `Scene ${index + 1}`),
+        scene ? h("p", { class: "scene-text" }, scene.text) : h("p", { class: "muted" }, "Not planned yet."),
+        scene?.visual_prompt ? h("p", { class: "muted scene-visual" }, "Shows: ", scene.visual_prompt) : null,
+        childLinks(children.filter((child) => child.scene === index), `Jobs of scene ${index + 1}`),
+      );
+      if (canRegenerate && scene) item.appendChild(regenerateForm(job, index));
+      list.appendChild(item);
+    }
+    scenes.appendChild(list);
+    const whole = children.filter((child) => child.scene === null || child.scene === undefined);
+    if (whole.length) scenes.append(h("h3", {}, "Whole story"), childLinks(whole, "Jobs of the whole story"));
+  };
+
+  const childLinks = (children: NonNullable<Job["children"]>, label: string): HTMLElement =>
+    h(
+      "ul",
+      { class: "children", "aria-label": label },
+      children.map((child) =>
+        h(
+          "li",
+          { dataset: { jobId: child.job_id } },
+          h("a", { href: `#/jobs/${encodeURIComponent(child.job_id)}`, class: "child-link" }, `${child.kind} `, h("code", {}, child.job_id)),
+          " ",
+          h("span", { class: "child-status" }, childStatus.has(child.job_id) ? statusBadge(childStatus.get(child.job_id) ?? "") : h("span", { class: "muted" }, "…")),
+        ),
+      ),
+    );
+
+  /** Read the children not known to be finished and update their status badges (one read at a time). */
+  let reading = false;
+  const refreshChildren = async (): Promise<void> => {
+    if (reading) return;
+    reading = true;
+    await Promise.all(
+      childIds
+        .filter((childId) => !settled(childId))
+        .map(async (childId) => {
+          try {
+            const child = await unwrap(ctx.api.GET("/jobs/{job_id}", { params: { path: { job_id: childId } } }));
+            childStatus.set(childId, child.status);
+          } catch (error) {
+            if (!(error instanceof ApiFailure && error.status === 404)) return; // unknown ("…") until the next read
+            childStatus.set(childId, "missing");
+          }
+          for (const slot of scenes.querySelectorAll<HTMLElement>(`li[data-job-id="${CSS.escape(childId)}"] .child-status`)) {
+            clear(slot);
+            slot.appendChild(statusBadge(childStatus.get(childId) ?? ""));
+          }
+        }),
+    );
+    reading = false;
+  };
+  const childrenPending = (): boolean => childIds.some((childId) => !settled(childId));
+
+  const regenerateForm = (job: Job, index: number): HTMLElement => {
+    const prefix = `regen-${index}`;
+    const field = (name: string, label: string, rows: number): HTMLElement =>
+      h(
+        "div",
+        { class: "field", dataset: { field: name } },
+        h("label", { for: `${prefix}-${name}` }, label, h("span", { class: "muted" }, " (optional)")),
+        h("textarea", { id: `${prefix}-${name}`, name, rows, "aria-describedby": `${prefix}-${name}-error` }),
+        h("p", { id: `${prefix}-${name}-error`, class: "error", hidden: true }),
+      );
+    const button = h("button", { type: "submit", class: "secondary" }, `Regenerate scene ${index + 1}`);
+    const said = h("div", { class: "messages", "aria-live": "polite" });
+    const form = h(
+      "form",
+      { novalidate: true },
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, `Regenerate scene ${index + 1}`),
+        h("p", { class: "help" }, "Makes this scene's narration and clip again (empty: the same text, a new take), then composes the story again."),
+        field("text", "New text", 3),
+        field("visual_prompt", "New visual prompt", 2),
+        h("div", { class: "actions" }, button),
+        said,
+      ),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void (async () => {
+        showFieldError(form, null, null);
+        clear(said);
+        const body: { text?: string; visual_prompt?: string } = {};
+        for (const name of ["text", "visual_prompt"] as const) {
+          const value = form.querySelector<HTMLTextAreaElement>(`textarea[name="${name}"]`)?.value.trim() ?? "";
+          if (value) body[name] = value;
+        }
+        button.disabled = true;
+        try {
+          const accepted = await unwrap(
+            ctx.api.POST("/jobs/{job_id}/scenes/{scene}/regenerate", {
+              params: { path: { job_id: job.job_id, scene: index } },
+              body,
+            }),
+          );
+          regenerating = (job.revision ?? 0) + 1;
+          clear(followed);
+          followed.appendChild(
+            notice("ok", `Scene ${index + 1} is being regenerated: the story is ${accepted.status} again, at revision ${(job.revision ?? 0) + 1}.`),
+          );
+          follow(); // the story runs again: follow it to its new revision's end
+        } catch (error) {
+          const failure = error instanceof ApiFailure ? error : null;
+          // the API names the body's field (`text`) or, for a path parameter, e.g. `scene`
+          const named = failure?.field ? failure.field.replace(/^body\./, "") : null;
+          const marked = showFieldError(form, named, failure?.message ?? null);
+          const status = failure?.status ? `HTTP ${failure.status}` : "Failed";
+          said.appendChild(
+            notice("error", `Could not regenerate scene ${index + 1}. ${status}: ${failure?.message ?? describeFailure(error)}`, failure?.field && !marked ? `field: ${failure.field}` : undefined),
+          );
+          button.disabled = false;
+        }
+      })();
+    });
+    // folded away until asked for (summary: keyboard-operable, Enter/Space opens it)
+    return h("details", { class: "regenerate" }, h("summary", {}, `Regenerate scene ${index + 1}…`), form);
   };
 
   const showOutputs = async (job: Job): Promise<void> => {
@@ -128,8 +304,20 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
   });
 
   let stopped = false;
+  /** Follow the job again (after a regenerate): live refresh until it finishes, and its new outputs then. */
+  const follow = (): void => {
+    stopped = false;
+    shownOutputs = false;
+    lastStatus = "";
+    clear(outputs);
+    outputs.hidden = true;
+    for (const [childId, status] of childStatus) if (status !== "completed") childStatus.delete(childId);
+  };
   ctx.every(1, async () => {
-    if (stopped) return;
+    if (stopped) {
+      if (childrenPending()) await refreshChildren(); // a failed story's children may still be stopping
+      return;
+    }
     try {
       const job = await unwrap(ctx.api.GET("/jobs/{job_id}", { params: { path: { job_id: jobId } } }));
       clear(message);
