@@ -13,49 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "containers" / "media"))
 
 from storyflow_media import compose as c  # noqa: E402
-from storyflow_media.synth import make_clip  # noqa: E402
+from storyflow_media.synth import make_clip, make_tone, make_words  # noqa: E402
 
 TEXT = "Once upon a time a small fox looked up at the sky and dreamed of flying over the hills."
-
-
-def tone(path: Path, seconds: float, hz: float) -> Path:
-    rate = 24_000
-    t = np.arange(round(seconds * rate)) / rate
-    samples = (np.sin(2 * math.pi * hz * t) * 0.3 * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
-
-
-def words(path: Path, seconds: float) -> Path:
-    tokens = TEXT.split()
-    step = seconds * 1000 / len(tokens)
-    items = [
-        {"text": w, "start_ms": round(i * step), "end_ms": round((i + 1) * step)}
-        for i, w in enumerate(tokens)
-    ]
-    path.write_text(json.dumps({"words": items}), encoding="utf-8")
-    return path
 
 
 def timed(fn: Any) -> float:
@@ -77,12 +50,12 @@ def main() -> None:
                 make_clip(
                     root / f"clip{i}.mp4", seconds=args.seconds, width=width, height=height, audio=False
                 ),
-                tone(root / f"narr{i}.wav", args.seconds, 220.0 + 110 * i),
-                words(root / f"words{i}.json", args.seconds),
+                make_tone(root / f"narr{i}.wav", args.seconds, 220.0 + 110 * i, rate=24_000),
+                make_words(root / f"words{i}.json", TEXT, args.seconds),
             )
             for i in range(3)
         ]
-        music = tone(root / "music.wav", 7.0, 110.0)
+        music = make_tone(root / "music.wav", 7.0, 110.0, rate=24_000)
         listing = root / "list.txt"
         listing.write_text("".join(f"file '{s.clip}'\n" for s in scenes), encoding="utf-8")
         ffmpeg = [c.ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]

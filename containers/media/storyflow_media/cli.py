@@ -371,9 +371,8 @@ def run_compose(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     s3io.upload(s3, final, ob, final_key)
     log.info("wrote %s", s3io.uri(ob, final_key))
     uri = s3io.uri(ob, final_key)
-    return {"job_id": job, "output_uri": uri, "outputs": {"final.mp4": uri}, "bucket": ob, "key": final_key} | (
-        asdict(result)
-    )
+    named = {"job_id": job, "output_uri": uri, "outputs": {"final.mp4": uri}, "bucket": ob, "key": final_key}
+    return named | asdict(result)
 
 
 COMMANDS = {"chunk": run_chunk, "reassemble": run_reassemble, "compose": run_compose}

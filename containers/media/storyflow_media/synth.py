@@ -1,4 +1,6 @@
-"""Synthetic clips for tests and benchmarks: a moving pattern plus a sine tone, fully controlled.
+"""Synthetic clips for tests and benchmarks: a moving pattern plus a sine tone, fully controlled; and a
+story scene's narration (`make_tone`, a 16-bit mono WAV) with its word timings (`make_words`, words.json as
+the tts container writes it).
 
 `make_clip` sets the GOP exactly (keyint = min-keyint, no scene cuts) so keyframe spacing is known,
 and can write variable-frame-rate video, odd sizes (yuv444p: libx264 refuses odd yuv420p sizes), no
@@ -7,6 +9,9 @@ audio, or an audio codec that does not fit MP4 (`audio_codec="pcm_s16le"` into .
 
 from __future__ import annotations
 
+import json
+import math
+import wave
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -133,3 +138,33 @@ class _Tone:
         self.write_until(Fraction(self.total, SAMPLE_RATE))
         for packet in self.stream.encode(None):
             self.out.mux(packet)
+
+
+def make_tone(
+    path: Path, seconds: float, hz: float = 330.0, rate: int = 22_050, amplitude: float = 0.3
+) -> Path:
+    """A mono 16-bit PCM WAV of a sine tone: a stand-in narration of an exact length."""
+    t = np.arange(round(seconds * rate)) / rate
+    samples = (np.sin(2 * math.pi * hz * t) * amplitude * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(samples.tobytes())
+    return path
+
+
+def make_words(path: Path, text: str, seconds: float) -> Path:
+    """words.json for `text` spread evenly over `seconds` (the tts container's shape, engine "espeak")."""
+    tokens = text.split()
+    step = seconds * 1000 / len(tokens)
+    document = {
+        "engine": "espeak",
+        "duration_ms": round(seconds * 1000),
+        "words": [
+            {"text": w, "start_ms": round(i * step), "end_ms": round((i + 1) * step)}
+            for i, w in enumerate(tokens)
+        ],
+    }
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path

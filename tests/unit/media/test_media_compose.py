@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import subprocess
 import sys
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +19,11 @@ import boto3
 import numpy as np
 import pytest
 from storyflow_media import compose as c
-from storyflow_media.synth import make_clip
+from storyflow_media.synth import make_clip, make_tone, make_words
 
 from .media_helpers import audio_seconds, stream_kinds
 
 NARRATION = (2.0, 2.6)
-
-
-def tone(path: Path, seconds: float, hz: float = 330.0, rate: int = 22_050, amplitude: float = 0.3) -> Path:
-    t = np.arange(round(seconds * rate)) / rate
-    samples = (np.sin(2 * math.pi * hz * t) * amplitude * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
-
-
-def words(path: Path, text: str, seconds: float) -> Path:
-    tokens = text.split()
-    step = seconds * 1000 / len(tokens)
-    document = {
-        "engine": "espeak",
-        "duration_ms": round(seconds * 1000),
-        "words": [
-            {"text": w, "start_ms": round(i * step), "end_ms": round((i + 1) * step)}
-            for i, w in enumerate(tokens)
-        ],
-    }
-    path.write_text(json.dumps(document), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +33,13 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> list[c.Scene]:
     return [
         c.Scene(  # clip shorter than its narration: looped/slowed, never cut short
             make_clip(root / "clip0.mp4", seconds=1.0, audio=False, preset=fast),
-            tone(root / "narr0.wav", NARRATION[0]),
-            words(root / "words0.json", "Once upon a time, there was a fox.", NARRATION[0]),
+            make_tone(root / "narr0.wav", NARRATION[0]),
+            make_words(root / "words0.json", "Once upon a time, there was a fox.", NARRATION[0]),
         ),
         c.Scene(  # clip longer than its narration: trimmed
             make_clip(root / "clip1.mp4", seconds=4.0, width=240, height=320, audio=False, preset=fast),
-            tone(root / "narr1.wav", NARRATION[1], hz=440.0),
-            words(root / "words1.json", "It ran far away. The end!", NARRATION[1]),
+            make_tone(root / "narr1.wav", NARRATION[1], hz=440.0),
+            make_words(root / "words1.json", "It ran far away. The end!", NARRATION[1]),
         ),
     ]
 
@@ -97,7 +69,7 @@ def test_output_size_per_aspect() -> None:
 
 def test_cues_break_at_sentences_and_never_overlap(tmp_path: Path) -> None:
     got = c.cues(
-        c.read_words(words(tmp_path / "w.json", "One two. Three four five six seven eight nine.", 3), 10)
+        c.read_words(make_words(tmp_path / "w.json", "One two. Three four five six seven eight nine.", 3), 10)
     )
     assert [t for _, _, t in got] == ["One two.", "Three four five six seven eight nine."]
     assert got[0][0] == pytest.approx(10.0)
@@ -144,7 +116,7 @@ def test_burned_subtitles_change_the_pixels_where_the_text_is(scenes: list[c.Sce
 
 
 def test_music_is_ducked_under_the_narration(scenes: list[c.Scene], tmp_path: Path) -> None:
-    music = tone(tmp_path / "music.wav", 1.5, hz=220.0, rate=44_100)
+    music = make_tone(tmp_path / "music.wav", 1.5, hz=220.0, rate=44_100)
     out = tmp_path / "music.mp4"
     result = c.compose(scenes, out, aspect="1:1", short_side=120, subtitles="both", music=music)
     assert result.music and result.subtitles == "both"

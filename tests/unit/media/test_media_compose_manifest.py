@@ -6,51 +6,19 @@ with its error.json, as the CLI's other failures are."""
 from __future__ import annotations
 
 import json
-import math
-import wave
 from pathlib import Path
 from typing import Any
 
 import boto3
-import numpy as np
 import pytest
 from storyflow_media import cli
-from storyflow_media.synth import make_clip
+from storyflow_media.synth import make_clip, make_tone, make_words
 
 from .media_helpers import stream_kinds
 
 JOB = "story-20261201-0a1b2c3d4e5f"
 SCENES_KEY = f"jobs/{JOB}/plan/r0-compose.json"
 NARRATION = (1.0, 1.2)
-
-
-def tone(path: Path, seconds: float, hz: float = 330.0, rate: int = 16_000) -> Path:
-    t = np.arange(round(seconds * rate)) / rate
-    samples = (np.sin(2 * math.pi * hz * t) * 0.3 * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(samples.tobytes())
-    return path
-
-
-def words(path: Path, text: str, seconds: float) -> Path:
-    tokens = text.split()
-    step = seconds * 1000 / len(tokens)
-    path.write_text(
-        json.dumps(
-            {
-                "duration_ms": round(seconds * 1000),
-                "words": [
-                    {"text": w, "start_ms": round(i * step), "end_ms": round((i + 1) * step)}
-                    for i, w in enumerate(tokens)
-                ],
-            }
-        ),
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +30,8 @@ def scene_files(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Path
             "clip_uri": make_clip(
                 root / f"clip{i}.mp4", seconds=1.0, width=160, height=120, audio=False, preset="ultrafast"
             ),
-            "narration_uri": tone(root / f"narr{i}.wav", seconds, hz=330.0 + 110 * i),
-            "words_uri": words(root / f"words{i}.json", f"Scene {i} says hello.", seconds),
+            "narration_uri": make_tone(root / f"narr{i}.wav", seconds, hz=330.0 + 110 * i),
+            "words_uri": make_words(root / f"words{i}.json", f"Scene {i} says hello.", seconds),
         }
         for i, seconds in enumerate(NARRATION)
     ]
@@ -150,7 +118,9 @@ def test_compose_with_music_from_s3_mixes_it(
 ) -> None:
     inb, outb = result_bucket
     upload_scene_list(scene_files, outb)
-    boto3.client("s3").upload_file(str(tone(tmp_path / "music.wav", 0.8, hz=220.0)), inb, "music/theme.wav")
+    boto3.client("s3").upload_file(
+        str(make_tone(tmp_path / "music.wav", 0.8, hz=220.0)), inb, "music/theme.wav"
+    )
     code = compose(
         outb,
         *("--scenes-uri", f"s3://{outb}/{SCENES_KEY}", "--music-uri", f"s3://{inb}/music/theme.wav"),
