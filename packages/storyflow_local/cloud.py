@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -115,20 +116,26 @@ class LocalCloud:
         from storyflow_local.events_adapter import EventsAdapter
         from storyflow_local.http_shim import HttpShim
         from storyflow_local.lambda_adapter import LambdaAdapter
+        from storyflow_local.launcher import Launcher
         from storyflow_local.s3_adapter import S3Adapter
         from storyflow_local.sagemaker import SageMakerAdapter
         from storyflow_local.sns_adapter import SnsAdapter
         from storyflow_local.sqs_poller import SqsPoller
         from storyflow_local.stepfunctions import StepFunctionsAdapter
+        from storyflow_local.warm_start import WarmStart
 
         moto_speed.install(ctx.patches)
         CloudFormationGaps(ctx.patches).install()
         bedrock_writer.install(ctx.patches)  # Converse: a deterministic stand-in scene writer
+        ctx.launcher = Launcher(
+            {**os.environ, **ctx.environment, "PYTHONUNBUFFERED": "1"}, self.config.warm_programs
+        )
         self.lambdas = LambdaAdapter(ctx)
         self.ecs = EcsAgent(ctx)
         self.sagemaker = SageMakerAdapter(ctx)
         self.api = HttpShim(ctx, self.lambdas)
         self.adapters = [
+            WarmStart(ctx, self.sagemaker),  # first: stopped last, after the runs it started
             DynamoDbAdapter(ctx),
             self.lambdas,
             StepFunctionsAdapter(ctx, self.lambdas, self.ecs.wait_stopped),
@@ -203,6 +210,13 @@ class LocalCloud:
     def environment(self) -> dict[str, str]:
         """The variables that point a shell (or a child process) at this local cloud."""
         return dict(self.server.environment)
+
+    def wait_until_warm(self, timeout: float = 60.0) -> bool:
+        """Block until what starts in the background after deploy (model servers answering /ping, the ECS
+        programs' zygotes: `warm_start`) has started; False if `timeout` passed first."""
+        from storyflow_local.warm_start import WarmStart
+
+        return all(a.wait(timeout) for a in self.adapters if isinstance(a, WarmStart))
 
     def client(self, service: str) -> Any:
         if self.ctx is None:

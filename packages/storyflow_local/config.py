@@ -60,6 +60,9 @@ class LocalCloudConfig:
     # Extra environment for every local container process (ECS tasks, model servers), over the
     # template's: local-only switches such as fault injection in tests.
     container_environment: dict[str, str] = field(default_factory=dict)
+    # Container programs that are console scripts of this interpreter run forked from a warm, pre-imported
+    # process (`launcher`, `zygote`); False: every run is a new process.
+    warm_programs: bool = True
     # Directory searched first for container programs (default: the running interpreter's bin dir).
     bin_dir: Path | None = None
     state_file: Path | None = None

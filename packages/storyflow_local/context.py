@@ -14,6 +14,7 @@ from storyflow_local.patching import Patches
 
 if TYPE_CHECKING:
     from storyflow_local.deploy import Deployment
+    from storyflow_local.launcher import Launcher
 
 
 @dataclass
@@ -28,6 +29,7 @@ class LocalContext:
     code_dirs: dict[str, Path] = field(default_factory=dict)  # S3 key of a code zip -> local directory
     image_programs: dict[str, list[str]] = field(default_factory=dict)  # ECR repository -> its ENTRYPOINT
     deployment: Deployment | None = None
+    launcher: Launcher | None = None  # starts container programs (warm when it can)
 
     @property
     def region(self) -> str:

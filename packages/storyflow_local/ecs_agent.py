@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from storyflow_local import launcher
 from storyflow_local.context import LocalContext
 from storyflow_local.programs import child_path, image_entrypoint, resolve_argv
 
@@ -50,6 +51,7 @@ class ContainerPlan:
     essential: bool = True
     stop_timeout: float | None = None
     error: str | None = None  # why it cannot start (then argv is empty)
+    warm: bool = True  # may fork from a zygote (`launcher`); a server (port mappings) starts afresh
 
 
 def _env_list(items: list[dict[str, Any]] | None) -> dict[str, str]:
@@ -79,6 +81,7 @@ def plan_containers(
             environment=environment,
             essential=bool(definition.get("essential", True)),
             stop_timeout=float(definition["stopTimeout"]) if definition.get("stopTimeout") else None,
+            warm=not definition.get("portMappings"),
         )
         try:
             plan.argv = resolve_argv(entry_point + command, ctx.bin_dir)
@@ -95,7 +98,7 @@ def _now() -> dt.datetime:
 @dataclass
 class _Proc:
     plan: ContainerPlan
-    process: subprocess.Popen[bytes] | None = None
+    process: launcher.Process | None = None
     exit_code: int | None = None
     tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=20))
     readers: list[threading.Thread] = field(default_factory=list)
@@ -143,15 +146,9 @@ class TaskRun:
                     **ctx.config.container_environment,
                 }
                 log.info("[%s] $ %s", self._prefix(proc), " ".join(proc.plan.argv))
-                try:
-                    proc.process = subprocess.Popen(
-                        proc.plan.argv,
-                        env=env,
-                        cwd=self._workdir,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        start_new_session=True,
+                try:  # a new session of its own (as start_new_session=True): forked warm when it can be
+                    proc.process = launcher.popen(
+                        ctx.launcher if proc.plan.warm else None, proc.plan.argv, env, self._workdir, False
                     )
                 except OSError as error:
                     self._terminate_all(0.0)
@@ -262,7 +259,7 @@ class TaskRun:
         self.agent.emit(task)
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def _signal_group(process: launcher.Process, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from storyflow_local.patching import Patches
 
+
 def install(patches: Patches) -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 

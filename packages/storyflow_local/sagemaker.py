@@ -12,7 +12,8 @@ once with the AWS response (InferenceId, OutputLocation, FailureLocation); a wor
    `S3FailurePath/{InferenceId}-error.out` (when configured) and publishes the error notification
    (`invocationStatus: Failed`, `failureReason`) to `ErrorTopic`.
 
-At most `MaxConcurrentInvocationsPerInstance` (default 4) inferences run at a time per endpoint.
+At most instances * `MaxConcurrentInvocationsPerInstance` (default 4) inferences are inside the model
+container at a time per endpoint; reading inputs and writing answers happen outside (`sagemaker_queue`).
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from storyflow_local.context import LocalContext
 from storyflow_local.programs import child_path, image_entrypoint, resolve_argv
+from storyflow_local.sagemaker_queue import EndpointQueue, endpoint_slots
 from storyflow_local.server import HOST, free_port
 
 log = logging.getLogger("storyflow_local.sagemaker")
@@ -116,6 +117,7 @@ class ModelServer:
         self.ping_timeout = ping_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.tail: list[str] = []
+        self.closed = False  # stopped with the local cloud: never starts (again)
         self._lock = threading.Lock()
 
     @property
@@ -135,6 +137,8 @@ class ModelServer:
                 self.port = free_port()
                 self.argv[-1] = str(self.port)
                 self.env["SAGEMAKER_BIND_TO_PORT"] = str(self.port)
+            if self.closed:
+                raise RuntimeError(f"the local cloud stopped endpoint {self.endpoint_name}")
             log.info("[sagemaker %s] $ %s", self.endpoint_name, " ".join(self.argv))
             self.process = subprocess.Popen(
                 self.argv,
@@ -145,6 +149,8 @@ class ModelServer:
                 start_new_session=True,
             )
             threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
+            if self.closed:  # stopped while it was starting
+                self.stop()
             self._wait_for_ping()
 
     def _pump(self, stream: IO[bytes] | None) -> None:
@@ -196,6 +202,7 @@ class ModelServer:
             return error.code, error.read(), error.headers.get("Content-Type", "")
 
     def stop(self, timeout: float = 5.0) -> None:
+        self.closed = True
         if self.process is None or self.process.poll() is not None:
             return
         try:
@@ -211,8 +218,9 @@ class SageMakerAdapter:
     def __init__(self, ctx: LocalContext) -> None:
         self.ctx = ctx
         self.servers: dict[str, ModelServer] = {}
-        self.pools: dict[str, ThreadPoolExecutor] = {}
+        self.pools: dict[str, EndpointQueue] = {}
         self._lock = threading.Lock()
+        self._stopped = False  # no model server starts once the local cloud stops
 
     def install(self) -> None:
         from moto.sagemaker.models import FakeEndpointConfig
@@ -230,6 +238,31 @@ class SageMakerAdapter:
 
         self.ctx.patches.set(SageMakerRuntimeResponse, "invoke_endpoint_async", invoke_endpoint_async)
         self.ctx.patches.set(FakeEndpointConfig, "validate_instance_type", validate_instance_type)
+
+    def start_endpoints(self) -> threading.Thread | None:
+        """Start every endpoint's model server now, in the background (on AWS an endpoint is InService
+        once its container answers /ping, before any invocation); a failure is logged, and the first
+        invocation tries again (and fails the inference the AWS way if it still cannot start)."""
+        from moto.sagemaker.models import sagemaker_backends
+
+        names = list(sagemaker_backends[self.ctx.account_id][self.ctx.region].endpoints)
+
+        def start() -> None:
+            for name in names:
+                try:
+                    self._server(name)
+                except Exception as error:
+                    log.info(
+                        "[sagemaker %s] model server not started at deploy (first invocation tries): %s",
+                        name,
+                        error,
+                    )
+
+        if not names:
+            return None
+        thread = threading.Thread(target=start, name="sagemaker-endpoints", daemon=True)
+        thread.start()
+        return thread
 
     def _describe(self, endpoint_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         from moto.sagemaker.models import sagemaker_backends
@@ -289,21 +322,22 @@ class SageMakerAdapter:
             response_headers["X-Amzn-SageMaker-FailureLocation"] = request.failure_location
         return 202, response_headers, json.dumps({"InferenceId": inference_id})
 
-    def _pool(self, endpoint_name: str, async_config: dict[str, Any]) -> ThreadPoolExecutor:
+    def _pool(self, endpoint_name: str, async_config: dict[str, Any]) -> EndpointQueue:
+        from moto.sagemaker.models import sagemaker_backends
+
         with self._lock:
             pool = self.pools.get(endpoint_name)
             if pool is None:
-                workers = int(
-                    (async_config.get("ClientConfig") or {}).get("MaxConcurrentInvocationsPerInstance", 4)
-                )
-                pool = ThreadPoolExecutor(
-                    max_workers=max(1, workers), thread_name_prefix=f"sm-{endpoint_name}"
-                )
-                self.pools[endpoint_name] = pool
+                backend = sagemaker_backends[self.ctx.account_id][self.ctx.region]
+                config = backend.endpoint_configs[backend.endpoints[endpoint_name].endpoint_config_name]
+                slots = endpoint_slots(async_config, list(config.production_variants))
+                pool = self.pools[endpoint_name] = EndpointQueue(endpoint_name, slots)
             return pool
 
     def _server(self, endpoint_name: str) -> ModelServer:
         with self._lock:
+            if self._stopped:
+                raise RuntimeError(f"the local cloud stopped; endpoint {endpoint_name} is gone")
             server = self.servers.get(endpoint_name)
             if server is None:
                 _, container = self._describe(endpoint_name)
@@ -334,10 +368,11 @@ class SageMakerAdapter:
         try:
             bucket, key = split_s3(request.input_location)
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            server = self._server(request.endpoint_name)
-            status, answer, content_type = server.invoke(
-                body, request.content_type, request.accept, request.custom_attributes, request.timeout
-            )
+            with self.pools[request.endpoint_name].slot():  # inside the model container
+                server = self._server(request.endpoint_name)
+                status, answer, content_type = server.invoke(
+                    body, request.content_type, request.accept, request.custom_attributes, request.timeout
+                )
         except Exception as error:
             log.warning(
                 "[sagemaker %s] inference %s failed: %s", request.endpoint_name, request.inference_id, error
@@ -392,10 +427,11 @@ class SageMakerAdapter:
 
     def stop(self) -> None:
         with self._lock:
+            self._stopped = True
             pools, servers = list(self.pools.values()), list(self.servers.values())
             self.pools.clear()
             self.servers.clear()
         for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown()
         for server in servers:
             server.stop()

@@ -43,7 +43,11 @@ class StereoService:
         return self._ready.is_set()
 
     def load(self) -> None:
+        """Loads the engine and builds the S3 client before ``/ping`` says ready, so the first invocation
+        pays for neither."""
         self.engine.load()
+        if self._s3 is None:
+            self._s3 = s3io.make_client()
         self._ready.set()
 
     def validate(self, request: InvocationRequest) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from storyflow_stereo.depth import DepthEstimator
 from storyflow_stereo.engines.base import Engine, RenderResult
 from storyflow_stereo.params import StereoParams
-from storyflow_stereo.video import VideoReader, VideoWriter
+from storyflow_stereo.video import VideoReader, VideoWriter, write_test_clip
 from storyflow_stereo.warp import SideBySideRenderer, output_size
 
 
@@ -21,10 +22,12 @@ class DepthWarpEngine(Engine):
         self.crf = crf
 
     def load(self) -> None:
-        # Nothing to download or allocate; a tiny render warms OpenCV's thread pool.
-        renderer = SideBySideRenderer()
-        frame = np.zeros((32, 48, 3), np.uint8)
-        renderer.render(frame, DepthEstimator().estimate(frame), "full", 0.03, 0.5)
+        """Nothing to download or allocate: a tiny clip rendered end to end (decode, depth, warp, encode)
+        warms OpenCV's thread pool, PyAV and libx264, so the first invocation runs as fast as the rest."""
+        with tempfile.TemporaryDirectory(prefix="depthwarp-warm-") as tmp:
+            src = write_test_clip(Path(tmp) / "warm.mp4", 48, 32, frames=2)
+            # This class's pipeline, not an override's (a test engine may fail on purpose)
+            DepthWarpEngine.render_file(self, src, Path(tmp) / "warm-sbs.mp4", StereoParams())
 
     def frame_renderer(self, params: StereoParams) -> FrameRenderer:
         return FrameRenderer(params)

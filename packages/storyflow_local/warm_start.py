@@ -1,0 +1,68 @@
+"""What starts when the stack is deployed, so that no job pays for it.
+
+* The zygotes (`launcher`) of the programs the stack's ECS task definitions run, one after another in the
+  background: a task's containers then fork from a process that has already imported them. Servers (a
+  container with port mappings, e.g. the backend) start as new processes: they start once per task, and
+  what inspects a container's processes by their environment in /proc (Fargate-like cleanup, tests)
+  sees a server as the new process it would be.
+* The model server of every SageMaker endpoint (`SageMakerAdapter.start_endpoints`): on AWS an endpoint
+  is InService only once its container answers `/ping`, so the first invocation never waits for it.
+
+Neither makes anything faster than AWS allows: a task still runs its program from its first line with its
+own argv and environment, and an endpoint still runs its invocations at the concurrency it has.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from storyflow_local.context import LocalContext
+from storyflow_local.ecs_agent import plan_containers
+
+if TYPE_CHECKING:
+    from storyflow_local.deploy import Deployment
+    from storyflow_local.sagemaker import SageMakerAdapter
+
+
+def ecs_programs(ctx: LocalContext) -> list[str]:
+    """The program (absolute path) of each container of the stack's ECS task definitions that may run warm."""
+    from moto.ecs.models import ecs_backends
+
+    backend = ecs_backends[ctx.account_id][ctx.region]
+    programs: list[str] = []
+    for revisions in list(backend.task_definitions.values()):
+        for definition in list(revisions.values()):
+            plans = plan_containers(definition.container_definitions, None, ctx)
+            programs += [plan.argv[0] for plan in plans if plan.argv and plan.warm]
+    return list(dict.fromkeys(programs))
+
+
+class WarmStart:
+    def __init__(self, ctx: LocalContext, sagemaker: SageMakerAdapter) -> None:
+        self.ctx = ctx
+        self.sagemaker = sagemaker
+        self._threads: list[threading.Thread] = []
+
+    def install(self) -> None:
+        pass
+
+    def on_deployed(self, deployment: Deployment) -> None:
+        del deployment  # what runs is read from the emulator's task definitions and endpoints
+        endpoints = self.sagemaker.start_endpoints()
+        if endpoints is not None:
+            self._threads.append(endpoints)
+        if self.ctx.launcher is not None:
+            self._threads.append(self.ctx.launcher.prewarm(ecs_programs(self.ctx)))
+
+    def wait(self, timeout: float) -> bool:
+        """Block until everything has started (True) or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def stop(self) -> None:
+        if self.ctx.launcher is not None:
+            self.ctx.launcher.stop()
