@@ -42,10 +42,50 @@ $(KOKORO_STAMP): $(STAMP) containers/tts/requirements-kokoro.txt
 	rm -rf $(SPACY_PACKAGE)
 	touch $@
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+# The three venvs are installed by uv (from PyPI, pinned below): it resolves and installs the same versions
+# as pip (checked: the same `pip freeze` for .[dev]) in ~15 s where pip took ~2 min for .venv and ~45 s for
+# each tools venv on a 2-core machine. uv reads no pip configuration, so PIP_TO_UV hands it pip's own (index,
+# extra indexes, find-links, constraints, certificate, timeout), and makes it pick the best version across
+# every index, as pip does. Each venv is made without pip (ensurepip takes ~5 s a venv) and uv installs pip
+# into it with the rest: `make kokoro`/`make wan` use .venv's pip, and sam build runs .venv-tools' python3.11
+# -m pip.
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
+UV_PIP = eval "export $$($(PYTHON) -c "$$PIP_TO_UV")" && $(UV) pip install --quiet
+
+define PIP_TO_UV
+import ast, shlex, subprocess, sys
+listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+best = {}  # option -> (precedence, value): PIP_* variables over [install] over [global]
+for line in listed.splitlines():
+    key, _, value = line.partition("=")
+    section, _, name = key.rpartition(".")
+    level = {"global": 0, "install": 1, ":env:": 2}.get(section)
+    if level is not None and level >= best.get(name, (-1, ""))[0]:
+        best[name] = (level, str(ast.literal_eval(value)))
+names = {"index-url": "UV_DEFAULT_INDEX", "extra-index-url": "UV_INDEX", "find-links": "UV_FIND_LINKS",
+         "constraint": "UV_CONSTRAINT", "trusted-host": "UV_INSECURE_HOST", "cert": "SSL_CERT_FILE",
+         "default-timeout": "UV_HTTP_TIMEOUT", "timeout": "UV_HTTP_TIMEOUT", "proxy": "HTTPS_PROXY"}
+env = {"UV_INDEX_STRATEGY": "unsafe-best-match"}
+for name, (_, value) in best.items():
+    if name in names:
+        env[names[name]] = ("," if name == "find-links" else " ").join(value.split())
+    elif name == "no-index" and value.lower() in ("1", "true", "yes", "on"):
+        env["UV_NO_INDEX"] = "1"
+print(" ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(env.items())))
+endef
+export PIP_TO_UV
+
+# Each venv is made by a target of its own, so that make -j makes them all while uv is being fetched.
+$(PY):
+	$(PYTHON) -m venv --without-pip $(VENV)
+
+# uv itself (a wheel holding one static binary) lives in .venv, put there by the interpreter's own pip.
+$(UV): | $(PY)
+	$(PYTHON) -m pip install --quiet --root-user-action=ignore --prefix $(VENV) uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml | $(UV)
+	$(UV_PIP) --python $(PY) --upgrade-package pip pip -e '.[dev]'
 	touch $@
 
 # Lint/deploy tools, each set up once and again only when its pin file changes:
@@ -59,16 +99,18 @@ TOOLS_PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(CHECKOV)/bin:$(CURDIR)/node_mod
 
 tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
 
-$(TOOLS_STAMP): requirements-tools.txt
-	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
-	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.txt
+$(TOOLS)/bin/python:
+	$(PYTHON) -m venv --without-pip $(TOOLS)
+
+$(TOOLS_STAMP): requirements-tools.txt | $(UV) $(TOOLS)/bin/python
+	$(UV_PIP) --python $(TOOLS)/bin/python --upgrade-package pip pip -r requirements-tools.txt
 	touch $@
 
-$(CHECKOV_STAMP): requirements-checkov.txt
-	test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
-	$(CHECKOV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+$(CHECKOV)/bin/python:
+	$(PYTHON) -m venv --without-pip $(CHECKOV)
+
+$(CHECKOV_STAMP): requirements-checkov.txt | $(UV) $(CHECKOV)/bin/python
+	$(UV_PIP) --python $(CHECKOV)/bin/python --upgrade-package pip pip -r requirements-checkov.txt
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -124,11 +166,14 @@ unit: setup
 integration: setup
 	$(PY) -m pytest tests/integration -q
 
-test: setup tools web chromium
-	$(VENV)/bin/ruff check src functions containers tests bench packages
-	$(VENV)/bin/ruff format --check src functions containers tests bench packages
-	$(VENV)/bin/mypy
-	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest -q
+# make test: first the set-up and the static checks side by side (a make -j of their targets: the three venvs,
+# the two npm trees and vite, chromium, ruff and mypy once .venv is there), then pytest on PYTEST_WORKERS
+# processes (pytest-xdist; tests/conftest.py says which tests share a process and why).
+PYTEST_WORKERS ?= 2
+
+test:
+	$(MAKE) --no-print-directory -j6 --output-sync=target lint typecheck tools web chromium
+	PATH=$(TOOLS_PATH):$$PATH $(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 bench: setup
 	$(PY) bench/cold_start.py
@@ -137,6 +182,7 @@ bench: setup
 	$(PY) bench/tts.py
 	$(PY) bench/video.py
 	$(PY) bench/compose.py
+	$(PY) bench/story.py
 
 openapi: setup
 	$(PY) -m storyflow.openapi > docs/openapi.json
@@ -150,4 +196,4 @@ deploy: build
 	PATH=$(CURDIR)/$(TOOLS)/bin:$$PATH sam deploy --config-env $${ENV:-dev}
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .venv-checkov node_modules .aws-sam .storyflow demo-out web/node_modules web/dist test-artifacts
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) node_modules .aws-sam .storyflow demo-out web/node_modules web/dist test-artifacts

@@ -100,7 +100,8 @@ def test_stereo_job_submitted_through_the_form_uploads_with_progress_and_complet
     page.locator("#job-status .badge", has_text="completed").wait_for(timeout=JOB_TIMEOUT_MS)
     assert page.locator(".stage.done").all_inner_texts() == ["chunking", "inferring", "reassembling"]
     assert re.fullmatch(r"(\d+) of \1 segments", page.locator("#job-progress-text").inner_text())
-    assert page.get_by_role("link", name="Download final.mp4").is_visible()
+    # (the outputs are fetched once the job is completed: wait for the link, do not sample it)
+    page.get_by_role("link", name="Download final.mp4").wait_for(timeout=JOB_TIMEOUT_MS)
     finished["completed"] = job_id
 
     # And the job list shows it among the completed jobs
@@ -249,4 +250,4 @@ def test_tts_narration_plays_with_its_vtt_subtitles(page: Any, dashboard_url: st
     # And it plays
     audio.evaluate("a => { a.muted = true; return a.play(); }")
     wait_until(lambda: audio.evaluate("a => a.currentTime"), 20, "the audio to play", until=lambda t: t > 0.1)
-    assert page.get_by_role("link", name=re.compile(r"Download .*\.vtt")).is_visible()
+    page.get_by_role("link", name=re.compile(r"Download .*\.vtt")).wait_for(timeout=JOB_TIMEOUT_MS)

@@ -18,7 +18,7 @@ from tests.unit.api.boto_cache import shared_botocore_loader  # noqa: F401 (sess
 from tests.unit.api.moto_stack import _module_account, module_lived_stack  # noqa: F401 (module-lived moto account)
 
 JOB = "stereo-20261123-0123456789ab"
-LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in targets]
+LEGAL = [(source, target) for source, targets in TRANSITIONS.items() for target in sorted(targets)]
 ILLEGAL = [(s, t) for s, t in itertools.product(JobStatus, JobStatus) if t not in TRANSITIONS[s]]
 # The shortest way to reach each status from queued.
 PATH = {
