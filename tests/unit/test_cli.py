@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from storyflow import aws
 from storyflow.jobstore import JobStore
 from storyflow.keys import upload_key
-from storyflow.models import JobError, JobKind, JobStatus
+from storyflow.models import JobError, JobKind, JobStatus, Progress, StoryScene
 from storyflow.openapi import load_api_module
 from storyflow_cli import client as cli
 from storyflow_cli import commands
@@ -735,3 +735,67 @@ def test_main_mounts_the_local_cloud_when_present(monkeypatch: pytest.MonkeyPatc
     commands._mount_local()
     commands._mount_local()
     assert [group.name for group in commands.app.registered_groups].count("local") == 1
+
+
+STORY_REQUEST = {"kind": "story", "scenes": [{"text": "a"}, {"text": "b"}]}
+
+
+@pytest.fixture
+def story_machine(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    arn: str = aws.client("stepfunctions").create_state_machine(
+        name="storyflow-story",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/states",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STORY_STATE_MACHINE_ARN", arn)
+    return arn
+
+
+def test_submit_story_from_a_scenes_file(
+    api: ApiServer, store: JobStore, story_machine: str, tmp_path: Path
+) -> None:
+    # Given a scenes file (a JSON array)
+    scenes = tmp_path / "scenes.json"
+    scenes.write_text(
+        json.dumps([{"text": "A fox dreams."}, {"text": "It leaps.", "visual_prompt": "a leap"}])
+    )
+    # When a story is submitted with it
+    result = run(api, "submit", "story", "--scenes", str(scenes), "--set", "aspect=9:16")
+    # Then the story job has those scenes and its execution started
+    assert result.exit_code == 0, result.output
+    (job,) = store.list(JobStatus.QUEUED)[0]
+    assert [s["text"] for s in job.request["scenes"]] == ["A fox dreams.", "It leaps."]
+    assert job.request["aspect"] == "9:16"
+    assert aws.client("stepfunctions").list_executions(stateMachineArn=story_machine)["executions"]
+
+
+def test_scenes_are_for_stories_and_must_be_a_list(api: ApiServer, tmp_path: Path) -> None:
+    scenes = tmp_path / "scenes.json"
+    scenes.write_text(json.dumps({"not": "a list"}))
+    refused = run(api, "submit", "story", "--scenes", str(scenes))
+    assert refused.exit_code == 2 and "JSON array of scenes" in refused.output
+    scenes.write_text(json.dumps([{"text": "x"}]))
+    wrong_kind = run(api, "submit", "tts", "--scenes", str(scenes), "--text", "hi")
+    assert wrong_kind.exit_code == 2 and "--scenes is for story jobs" in wrong_kind.output
+
+
+def test_regenerate_reopens_the_scene_and_starts_the_next_revision(
+    api: ApiServer, store: JobStore, story_machine: str
+) -> None:
+    # Given a completed story with two planned scenes
+    job = store.create(JobKind.STORY, "story-20261202-0123456789ab", STORY_REQUEST)
+    store.transition(job.job_id, JobStatus.RUNNING)
+    scenes = [StoryScene(text="a"), StoryScene(text="b")]
+    store.record_plan(job.job_id, 0, scenes=scenes, children=[], progress=Progress(done=2, total=2))
+    store.transition(job.job_id, JobStatus.COMPLETED)
+    # When scene 1 is regenerated with a new text
+    result = run(api, "regenerate", job.job_id, "1", "--text", "b, again")
+    # Then the story is queued at revision 1 with the new text, and the revision's execution started
+    assert result.exit_code == 0, result.output
+    reopened = store.get(job.job_id)
+    assert (reopened.status, reopened.revision, reopened.scenes[1].text) == (JobStatus.QUEUED, 1, "b, again")
+    executions = aws.client("stepfunctions").list_executions(stateMachineArn=story_machine)["executions"]
+    assert [e["name"] for e in executions] == [f"{job.job_id}-r1"]
+    # ... and a scene it does not have is the API's 404, naming the field
+    missing = run(api, "regenerate", job.job_id, "7")
+    assert missing.exit_code == 1 and "404" in missing.output and "scene" in missing.output
