@@ -112,15 +112,20 @@ def store(stack: dict[str, Any]) -> JobStore:
     return JobStore(stack["JOBS_TABLE"])
 
 
-@pytest.fixture
-def video_machine(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+def state_machine(name: str, variable: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A one-state machine in the moto stack, its ARN in the API's environment variable `variable`."""
     arn: str = aws.client("stepfunctions").create_state_machine(
-        name="storyflow-video",
+        name=name,
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
         roleArn="arn:aws:iam::123456789012:role/states",
     )["stateMachineArn"]
-    monkeypatch.setenv("VIDEO_STATE_MACHINE_ARN", arn)
+    monkeypatch.setenv(variable, arn)
     return arn
+
+
+@pytest.fixture
+def video_machine(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
+    return state_machine("storyflow-video", "VIDEO_STATE_MACHINE_ARN", monkeypatch)
 
 
 def run(api: ApiServer, *args: str) -> Any:
@@ -742,13 +747,7 @@ STORY_REQUEST = {"kind": "story", "scenes": [{"text": "a"}, {"text": "b"}]}
 
 @pytest.fixture
 def story_machine(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> str:
-    arn: str = aws.client("stepfunctions").create_state_machine(
-        name="storyflow-story",
-        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}),
-        roleArn="arn:aws:iam::123456789012:role/states",
-    )["stateMachineArn"]
-    monkeypatch.setenv("STORY_STATE_MACHINE_ARN", arn)
-    return arn
+    return state_machine("storyflow-story", "STORY_STATE_MACHINE_ARN", monkeypatch)
 
 
 def test_submit_story_from_a_scenes_file(
