@@ -17,6 +17,7 @@ from typing import Any
 import av
 import pytest
 import requests
+from storyflow_media.synth import make_tone
 
 from storyflow_local.sagemaker import ModelServer
 from tests.integration.conftest import FAULTY_TTS_TEXT
@@ -64,9 +65,20 @@ def execution_status(target: IntegrationTarget, arn: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def story(target: IntegrationTarget) -> dict[str, Any]:
-    """Given a completed two-scene story with burned and soft subtitles (shared by the tests below)."""
-    job_id = submit(target, {"scenes": SCENES, "voice": "bf_emma", "aspect": "9:16", "subtitles": "both"})
+def music(target: IntegrationTarget, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Background music (a 2 s tone) in the stack's input bucket, outside any job's keys."""
+    bucket = target.outputs["InputBucketName"]
+    path = make_tone(tmp_path_factory.mktemp("music") / "theme.wav", 2.0, hz=196.0)
+    target.client("s3").upload_file(str(path), bucket, "music/story-theme.wav")
+    return f"s3://{bucket}/music/story-theme.wav"
+
+
+@pytest.fixture(scope="module")
+def story(target: IntegrationTarget, music: str) -> dict[str, Any]:
+    """Given a completed two-scene story with burned and soft subtitles and ducked music (shared by the tests
+    below)."""
+    body = {"scenes": SCENES, "voice": "bf_emma", "aspect": "9:16", "subtitles": "both", "music_uri": music}
+    job_id = submit(target, body)
     done = jobs_api.wait_finished(target, job_id, TIMEOUT, missing_ok=False)
     assert done["status"] == "completed", done.get("error")
     return done
@@ -87,6 +99,9 @@ def test_a_story_of_given_scenes_is_narrated_filmed_and_composed(
     video = [job(target, c["job_id"]) for c in children if c["kind"] == "video"]
     assert video[0]["request"]["prompt"] == SCENES[0]["visual_prompt"]
     assert video[1]["request"]["prompt"] == SCENES[1]["text"]  # no visual prompt: the clip shows the text
+    # ... compose fitted both scenes and mixed the music under the narration
+    assert story["result"]["scenes"] == 2 and story["result"]["music"] is True
+    assert story["result"]["subtitles"] == "both" and story["result"]["cues"] >= 2
     # ... progress counted the scenes
     assert story["progress"] == {"done": 2, "total": 2}
     assert story["stage"] == "done"
