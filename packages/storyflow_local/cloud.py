@@ -135,7 +135,7 @@ class LocalCloud:
         self.sagemaker = SageMakerAdapter(ctx)
         self.api = HttpShim(ctx, self.lambdas)
         self.adapters = [
-            WarmStart(ctx, self.sagemaker),  # first: stopped last, after the runs it started
+            WarmStart(ctx, self.sagemaker, self.lambdas),  # first: stopped last, after the runs it started
             DynamoDbAdapter(ctx),
             self.lambdas,
             StepFunctionsAdapter(ctx, self.lambdas, self.ecs.wait_stopped),

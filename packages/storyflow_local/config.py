@@ -63,6 +63,9 @@ class LocalCloudConfig:
     # Container programs that are console scripts of this interpreter run forked from a warm, pre-imported
     # process (`launcher`, `zygote`); False: every run is a new process.
     warm_programs: bool = True
+    # Every function's init (its handler's import) runs in the background at deploy (`warm_start`), as
+    # initialised execution environments; False: each function's first invocation imports it.
+    preload_functions: bool = True
     # Directory searched first for container programs (default: the running interpreter's bin dir).
     bin_dir: Path | None = None
     state_file: Path | None = None

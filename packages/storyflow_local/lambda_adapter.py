@@ -148,6 +148,28 @@ class LambdaAdapter:
             return
         self.invoke_async(fn, event)
 
+    def preload_functions(self) -> threading.Thread:
+        """In the background: every deployed function's init (`LambdaRuntime.preload`), one after another
+        (the loader imports one handler at a time), so that no invocation pays for its handler's import.
+        An invocation arriving first imports its handler itself, under the same lock, exactly once."""
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[self.ctx.account_id][self.ctx.region]
+        functions = list(backend.list_functions())
+
+        def run() -> None:
+            for fn in functions:
+                try:
+                    spec = self.spec_for(fn)
+                except FileNotFoundError as error:  # no code: its invocations report it
+                    log.info("lambda %s not preloaded: %s", fn.function_name, error)
+                    continue
+                self.runtime.preload(spec)
+
+        thread = threading.Thread(target=run, name="lambda-preload", daemon=True)
+        thread.start()
+        return thread
+
     def _printed(self, spec: FunctionSpec, lines: list[str]) -> None:
         """What a handler printed: its log lines go to the local log (its CloudWatch Logs stream in AWS),
         and its EMF lines become CloudWatch metrics (what CloudWatch Logs does with them in AWS)."""

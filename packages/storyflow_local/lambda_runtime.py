@@ -100,11 +100,13 @@ class HandlerLoader:
                 "Runtime.MalformedHandlerName", f"Bad handler '{spec.handler}': not enough values"
             )
         key = (spec.name, spec.code_dir, module_path)
-        with self._lock:
-            module = self._modules.get(key)
-            if module is None:
-                module = self._import(spec, module_path)
-                self._modules[key] = module
+        module = self._modules.get(key)  # a loaded handler never waits for another function's import
+        if module is None:
+            with self._lock:  # one import at a time: `_import` swaps the isolated packages in sys.modules
+                module = self._modules.get(key)
+                if module is None:
+                    module = self._import(spec, module_path)
+                    self._modules[key] = module
         handler = getattr(module, function, None)
         if not callable(handler):
             raise HandlerError(
@@ -200,6 +202,22 @@ class LambdaRuntime:
         self.timeout_cap = timeout_cap
         self.on_output = on_output  # gets what the handler printed (e.g. EMF metrics)
         self.loader = HandlerLoader(isolated_packages)
+
+    def preload(self, spec: FunctionSpec) -> bool:
+        """Runs the function's init (its handler module's import, in its init environment) before its first
+        invocation, as an execution environment that is already initialised (Provisioned Concurrency) has.
+        What init prints goes where an invocation's output goes. False when the import fails: nothing is
+        kept, so each invocation imports it again and fails with `Runtime.ImportModuleError` as on AWS."""
+        env = {**self.base_environment, **function_environment(spec, "init")}
+        try:
+            with environ.overlay(env), emf.capture() as printed:
+                self.loader.load(spec)
+        except Exception as error:  # a broken function fails its invocations, not the deployment
+            log.info("lambda %s not preloaded: %s", spec.name, error)
+            return False
+        if self.on_output is not None and printed:
+            self.on_output(spec, printed)
+        return True
 
     def invoke(self, spec: FunctionSpec, event: Any, request_id: str | None = None) -> Result:
         request_id = request_id or str(uuid.uuid4())

@@ -5,18 +5,113 @@ lists moto's package directory (about 200 `stat`s) and tries each backend's URL 
 depends on the host alone (moto's modules and URL patterns never change while it runs), so it is
 memoised per host: the same backend for the same request, found once, and no request waits behind
 another's directory listing. Behaviour is unchanged; only the repeated work is gone.
+
+moto reads a service's botocore model (for routing and serialising its answers) on the service's first
+request with a new `Loader` each time, and a new Loader lists botocore's whole data directory first
+(about 4,000 `stat`s and 600 directory listings: 0.3 s, under the GIL every handler needs) before it
+opens the one file. Here one Loader serves moto's model reads (it caches the listing and the models it
+read, the same read-only files), and the listing is read once in the background at deploy
+(`warm_service_models`), so no request pays for it.
+
+moto's Step Functions interpreter parses a state machine's definition with ANTLR when it is created and
+again for every execution (0.1-0.3 s for the stereo workflow, under the GIL). The parse tree of a
+definition is only ever read, so it is kept per definition text; each execution still gets its own
+program (the interpreter's components, which hold per-execution state) built afresh from it by a new
+`Preprocessor`, exactly as moto builds it. A definition with syntax errors is parsed (and refused) anew
+each time.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from storyflow_local.patching import Patches
 
+_loader: Any = None
+_loader_lock = threading.Lock()
+
+
+def shared_loader() -> Any:
+    """The one moto `Loader` (botocore's, with moto's extras) that moto's service model reads go through."""
+    global _loader
+    with _loader_lock:
+        if _loader is None:
+            from moto.core.loaders import create_loader
+
+            _loader = create_loader()
+        return _loader
+
+
+def _load_service_model(service_name: str, model_name: str) -> dict[str, Any]:
+    """`moto.core.utils._load_service_model` through the shared Loader (moto caches what it answers)."""
+    model: dict[str, Any] = shared_loader().load_service_model(service_name, model_name)
+    return model
+
+
+def stack_services(resource_types: Iterable[str]) -> list[str]:
+    """The botocore service names of a stack's resource types (`AWS::SNS::Topic` -> sns), and each one's
+    `-runtime` service where botocore has one (`AWS::SageMaker::Endpoint` -> sagemaker-runtime)."""
+    known = set(shared_loader().list_available_services("service-2"))
+    names: list[str] = []
+    for resource_type in resource_types:
+        parts = resource_type.split("::")
+        if len(parts) == 3 and parts[0] == "AWS":
+            names += [n for n in (parts[1].lower(), parts[1].lower() + "-runtime") if n in known]
+    return list(dict.fromkeys(names))
+
+
+def warm_service_models(services: Iterable[str] = ()) -> threading.Thread:
+    """In the background: the shared Loader's listing of the models moto reads (service and paginators),
+    then moto's parsed model of each of `services` (what each one's first request would read)."""
+    import moto.core.utils
+
+    def run() -> None:
+        loader = shared_loader()
+        for type_name in ("service-2", "paginators-1"):
+            loader.list_available_services(type_name)
+        for name in stack_services(services):
+            moto.core.utils.get_service_model(name)  # moto's own cache: the same model its requests get
+
+    thread = threading.Thread(target=run, name="moto-models", daemon=True)
+    thread.start()
+    return thread
+
+
+_TREES_KEPT = 64
+
+
+def cached_asl_parse() -> Any:
+    """`AmazonStateLanguageParser.parse` with the ANTLR parse tree kept per definition text."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    original = AmazonStateLanguageParser.parse
+    trees: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = original(definition)  # raises ASLParserException on syntax errors
+            with lock:
+                if len(trees) >= _TREES_KEPT:
+                    trees.pop(next(iter(trees)))
+                trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree  # a fresh program: nothing of another execution's
+
+    return staticmethod(parse)
+
 
 def install(patches: Patches) -> None:
+    import moto.core.utils
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    patches.set(moto.core.utils, "_load_service_model", _load_service_model)
+    patches.set(AmazonStateLanguageParser, "parse", cached_asl_parse())
 
     original = DomainDispatcherApplication.get_backend_for_host
     cache: dict[tuple[int, str | None], tuple[Any, Any]] = {}  # (id(app), host) -> (app, backend)

@@ -7,6 +7,11 @@
   sees a server as the new process it would be.
 * The model server of every SageMaker endpoint (`SageMakerAdapter.start_endpoints`): on AWS an endpoint
   is InService only once its container answers `/ping`, so the first invocation never waits for it.
+* The listing of botocore's models that moto reads a service's model through, and the models of the
+  stack's services (`moto_speed`).
+* Every Lambda function's init (`LambdaAdapter.preload_functions`): its handler module imported in its
+  init environment, as in an execution environment initialised ahead of its first invocation
+  (Provisioned Concurrency). A function whose import fails keeps failing each invocation as on AWS.
 
 Neither makes anything faster than AWS allows: a task still runs its program from its first line with its
 own argv and environment, and an endpoint still runs its invocations at the concurrency it has.
@@ -18,11 +23,13 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from storyflow_local import moto_speed
 from storyflow_local.context import LocalContext
 from storyflow_local.ecs_agent import plan_containers
 
 if TYPE_CHECKING:
     from storyflow_local.deploy import Deployment
+    from storyflow_local.lambda_adapter import LambdaAdapter
     from storyflow_local.sagemaker import SageMakerAdapter
 
 
@@ -40,21 +47,27 @@ def ecs_programs(ctx: LocalContext) -> list[str]:
 
 
 class WarmStart:
-    def __init__(self, ctx: LocalContext, sagemaker: SageMakerAdapter) -> None:
+    def __init__(self, ctx: LocalContext, sagemaker: SageMakerAdapter, lambdas: LambdaAdapter) -> None:
         self.ctx = ctx
         self.sagemaker = sagemaker
+        self.lambdas = lambdas
         self._threads: list[threading.Thread] = []
 
     def install(self) -> None:
         pass
 
     def on_deployed(self, deployment: Deployment) -> None:
-        del deployment  # what runs is read from the emulator's task definitions and endpoints
+        # What runs is read from the emulator's task definitions and endpoints; the models moto reads
+        # are those of the stack's services.
+        types = [resource.type for resource in deployment.resources.values()]
+        self._threads.append(moto_speed.warm_service_models(types))
         endpoints = self.sagemaker.start_endpoints()
         if endpoints is not None:
             self._threads.append(endpoints)
         if self.ctx.launcher is not None:
             self._threads.append(self.ctx.launcher.prewarm(ecs_programs(self.ctx)))
+        if self.ctx.config.preload_functions:
+            self._threads.append(self.lambdas.preload_functions())
 
     def wait(self, timeout: float) -> bool:
         """Block until everything has started (True) or `timeout` passes (False)."""

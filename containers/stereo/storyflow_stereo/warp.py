@@ -71,15 +71,30 @@ def splat_disparity(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndar
     np.maximum.at(target, flat, disp[inside])
     target = target.reshape(h, w)
     hit = np.isfinite(target)
-    if hit.all():
-        return target, np.zeros((h, w), dtype=bool)
+    holes = np.zeros((h, w), dtype=bool)
+    # A row every target pixel of which was hit is its own answer (no crack, no hole): only the rows with
+    # a miss go through the fill (row by row, as every step of it works), on small frames about half.
+    missed = np.flatnonzero(~hit.all(axis=1))
+    if missed.size:
+        target[missed], holes[missed] = _fill_misses(target[missed], hit[missed], shift, cols)
+    return target, holes
+
+
+def _fill_misses(
+    target: np.ndarray, hit: np.ndarray, shift: float, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of splatted disparity (-inf where missed) -> (eye disparity, holes): cracks take the neighbour's
+    disparity, holes the background's mirrored about the hole's edge, empty rows the screen plane."""
+    rows_n, w = target.shape
     # One-pixel cracks (both neighbours hit) come from stretching a surface, not from occlusion.
     crack = np.zeros_like(hit)
     crack[:, 1:-1] = ~hit[:, 1:-1] & hit[:, :-2] & hit[:, 2:]
     left = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)
     right = np.minimum.accumulate(np.where(hit, cols, w)[:, ::-1], axis=1)[:, ::-1]
-    left_val = np.take_along_axis(target, np.clip(left, 0, w - 1), axis=1)
-    right_val = np.take_along_axis(target, np.clip(right, 0, w - 1), axis=1)
+    row_start = np.arange(rows_n, dtype=np.int32)[:, None] * w
+    flat_target = target.reshape(-1)
+    left_val = flat_target[row_start + np.clip(left, 0, w - 1)]
+    right_val = flat_target[row_start + np.clip(right, 0, w - 1)]
     left_val[left < 0] = np.inf
     right_val[right >= w] = np.inf
     # Disocclusions show what is behind: take the farther (smaller disparity) neighbour.
@@ -88,7 +103,7 @@ def splat_disparity(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndar
     edge = np.where(use_left, left, right)
     empty_row = ~np.isfinite(fill)  # a row that nothing reached: screen plane
     fill[empty_row] = 0.0
-    edge[empty_row] = cols[None, :].repeat(h, axis=0)[empty_row]
+    edge[empty_row] = np.broadcast_to(cols[None, :], (rows_n, w))[empty_row]
     holes = ~hit & ~crack
     # Cracks take the neighbour's disparity. Holes mirror the background about the hole edge n:
     # source x = (n - shift * d_n) + (n - x)  <=>  disparity = d_n + 2 * (x - n) / shift.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from storyflow_local import environ
+from storyflow_local import emf, environ
 from storyflow_local.lambda_runtime import FunctionSpec, LambdaRuntime
 
 
@@ -118,3 +118,83 @@ def test_each_function_gets_its_own_copy_of_isolated_packages(tmp_path: Path) ->
     # Then each saw the state of its own import, as in separate processes
     assert results == ["a", "b"]
     assert "sharedpkg" not in sys.modules
+
+
+def test_a_preloaded_function_ran_its_init_once_in_its_init_environment(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
+    # Given a handler whose module counts its imports and records the environment of its init
+    source = (
+        "import builtins, os\n"
+        "builtins.preload_inits = getattr(builtins, 'preload_inits', 0) + 1\n"
+        "INIT = (os.environ['AWS_LAMBDA_LOG_STREAM_NAME'], os.environ['V'], os.environ['BASE'])\n"
+        "print('init done')\n"
+        "def handler(e, c):\n"
+        "    import builtins\n"
+        "    return [builtins.preload_inits, *INIT]\n"
+    )
+    printed: list[str] = []
+    runtime.on_output = lambda spec, lines: printed.extend(lines)
+    spec = _spec(tmp_path, source, environment={"V": "v"})
+    import builtins
+
+    emf.install()  # what functions print is kept for their log (the Lambda adapter installs it)
+    try:
+        # When it is preloaded, then invoked twice
+        assert runtime.preload(spec)
+        first = json.loads(runtime.invoke(spec, {}).payload)
+        second = json.loads(runtime.invoke(spec, {}).payload)
+    finally:
+        emf.uninstall()
+        vars(builtins).pop("preload_inits", None)
+    # Then its init ran once, before the invocations, in the init environment (function + base variables)
+    assert first == second == [1, "local/init", "v", "b"]
+    # And what init printed went where an invocation's output goes
+    assert printed == ["init done"]
+    assert "V" not in os.environ
+
+
+def test_a_function_whose_preload_fails_fails_each_invocation_as_on_aws(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
+    # Given a handler module that cannot be imported
+    spec = _spec(tmp_path, "import not_a_module_anywhere\n")
+    # When it is preloaded (refused, nothing kept) and invoked twice
+    assert not runtime.preload(spec)
+    results = [runtime.invoke(spec, {}) for _ in range(2)]
+    # Then every invocation is the import error
+    for result in results:
+        assert result.errored and json.loads(result.payload)["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_a_loaded_handler_never_waits_for_another_functions_import(
+    runtime: LambdaRuntime, tmp_path: Path
+) -> None:
+    # Given a function already loaded, and another whose import blocks until released
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "slow").mkdir()
+    fast = _spec(tmp_path / "fast", "def handler(e, c):\n    return 'fast'\n", name="fast")
+    release = threading.Event()
+    import builtins
+
+    vars(builtins).__setitem__("preload_release", release)
+    slow = _spec(
+        tmp_path / "slow",
+        "import builtins\nbuiltins.preload_release.wait(10)\ndef handler(e, c):\n    return 'slow'\n",
+        name="slow",
+    )
+    try:
+        assert runtime.preload(fast)
+        importing = threading.Thread(target=runtime.preload, args=(slow,))
+        importing.start()
+        # When the loaded one is invoked while the other is importing
+        result = runtime.invoke(fast, {})
+        still_importing = importing.is_alive()
+        release.set()
+        importing.join(10)
+    finally:
+        release.set()
+        vars(builtins).pop("preload_release", None)
+    # Then it answered while the import was still in progress
+    assert json.loads(result.payload) == "fast" and still_importing
+    assert json.loads(runtime.invoke(slow, {}).payload) == "slow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from typing import Any
 
@@ -110,3 +111,95 @@ def test_endpoints_are_in_service_once_deployed_before_any_invocation(app_cloud:
         assert server.process is not None and server.process.poll() is None
         with urllib.request.urlopen(f"{server.url}/ping", timeout=10) as response:
             assert response.status == 200
+
+
+def test_moto_reads_a_services_model_without_listing_every_service_again(
+    app_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import moto.core.utils
+
+    from storyflow_local import moto_speed
+
+    # Given the local cloud's background start done (the shared Loader has listed botocore's models)
+    assert app_cloud.wait_until_warm(60)
+    listed: list[str] = []
+    real_listdir = os.listdir
+
+    here = threading.get_ident()
+
+    def listdir(path: Any = ".") -> list[str]:
+        if threading.get_ident() == here:  # not the local cloud's other threads (e.g. /proc scans)
+            listed.append(str(path))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    # When moto reads the models of two services it had not read yet (a service's first request does)
+    models = [moto.core.utils._load_service_model(name, "service-2") for name in ("kafka", "glacier")]
+    # Then it got them (the same as botocore's own), listing at most their own directories, not all ~400
+    assert [m["metadata"]["serviceId"] for m in models] == ["Kafka", "Glacier"]
+    assert len(listed) < 10
+    assert moto_speed.shared_loader() is moto_speed.shared_loader()
+
+
+def test_the_stacks_services_models_are_read_before_their_first_request(
+    app_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moto.core.utils
+
+    from storyflow_local import moto_speed
+
+    # Given the fixture app (state machines, a SageMaker endpoint) deployed and its background start done
+    assert app_cloud.wait_until_warm(60)
+    assert app_cloud.deployment is not None
+    types = {resource.type for resource in app_cloud.deployment.resources.values()}
+    assert {"AWS::StepFunctions::StateMachine", "AWS::SageMaker::Endpoint"} <= types
+
+    # When moto answers the first request of Step Functions or of the endpoint's runtime, reading no file
+    def refuse(service_name: str, model_name: str) -> Any:
+        raise AssertionError(f"{service_name} {model_name} read at request time")
+
+    monkeypatch.setattr(moto.core.utils, "_load_service_model", refuse)
+    # Then their models are moto's already (parsed in the background at deploy)
+    for name in ("stepfunctions", "sagemaker-runtime"):
+        assert moto.core.utils.get_service_model(name).service_name == name
+    assert "sagemaker-runtime" in moto_speed.stack_services(["AWS::SageMaker::Endpoint"])
+
+
+def test_each_execution_gets_a_fresh_program_from_a_definition_parsed_once(
+    app_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import (
+        AmazonStateLanguageParser,
+        ASLParserException,
+    )
+
+    # Given the local cloud running, and ANTLR's parses counted
+    parses: list[int] = []
+    real = ASLParser.state_machine
+
+    def counted(parser: Any) -> Any:
+        parses.append(1)
+        return real(parser)
+
+    monkeypatch.setattr(ASLParser, "state_machine", counted)
+    definition = json.dumps(
+        {"StartAt": "Pass", "States": {"Pass": {"Type": "Pass", "Result": {"n": 1}, "End": True}}}
+    )
+    # When the same definition is parsed for three executions
+    programs = [AmazonStateLanguageParser.parse(definition) for _ in range(3)]
+    # Then ANTLR parsed it once, and each execution has its own program (its components hold its state)
+    assert len(parses) == 1
+    assert len({id(program) for program, _ in programs}) == 3
+    # And a definition with a syntax error is refused every time, never kept
+    for _ in range(2):
+        with pytest.raises(ASLParserException):
+            AmazonStateLanguageParser.parse('{"StartAt": "X", "States": {"X": {"Type": 7}}}')
+    assert len(parses) == 3
+    # And executions of one state machine, one after another, each run from the start
+    arn = app_cloud.outputs["EcsStateMachineArn"]
+    for job in ("fresh-1", "fresh-2"):
+        result = run_execution(app_cloud, arn, {"command": ["--exit", "0"], "job_id": job})
+        assert result["status"] == "SUCCEEDED"
