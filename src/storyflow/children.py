@@ -17,7 +17,7 @@ from storyflow.models import Job, JobStatus
 from storyflow.observability import logger
 
 
-def cancel_unfinished(store: JobStore, parent: Job, stop: Callable[[Job], None] | None = None) -> list[str]:
+def cancel_unfinished(store: JobStore, parent: Job, stop: Callable[[Job], object] | None = None) -> list[str]:
     """Cancel `parent`'s unfinished children; `stop(child)` then stops each one's work. Returns their ids."""
     if not parent.children:
         return []

@@ -59,6 +59,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(defer_build=True)
 
 
+def known_voice(value: str) -> str:
+    """The `voice` field's check (tts, story): one of Kokoro's voices."""
+    if value not in voices.VOICES:
+        raise ValueError(f"unknown voice; known: {', '.join(voices.VOICES)}")
+    return value
+
+
 class _Request(_Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -170,12 +177,7 @@ class TtsRequest(_Request):
         None, description="the caller's id of this narration (a repeat with the same ids is the same job)"
     )
 
-    @field_validator("voice")
-    @classmethod
-    def _known_voice(cls, value: str) -> str:
-        if value not in voices.VOICES:
-            raise ValueError(f"unknown voice; known: {', '.join(voices.VOICES)}")
-        return value
+    _known_voice = field_validator("voice")(known_voice)
 
 
 S3_URI_PATTERN = r"^s3://[a-z0-9.-]{3,63}/.+$"
@@ -231,12 +233,7 @@ class StoryRequest(_Request):
         None, description="also convert the story to side-by-side 3D (full or half width per eye)"
     )
 
-    @field_validator("voice")
-    @classmethod
-    def _known_voice(cls, value: str) -> str:
-        if value not in voices.VOICES:
-            raise ValueError(f"unknown voice; known: {', '.join(voices.VOICES)}")
-        return value
+    _known_voice = field_validator("voice")(known_voice)
 
     @field_validator("scenes")
     @classmethod

@@ -34,22 +34,22 @@ def cancel_job(job_id: str, settings: Settings) -> Job:
     if job.status.finished:
         raise Conflict(f"job {job_id} is already {job.status.value}; it cannot be cancelled", field="status")
     cancelled = store.transition(job_id, JobStatus.CANCELLED)
-    execution = job.execution_arn or _expected_execution(job, settings)
-    if execution:
-        workflows.stop(execution, cause="cancelled through the API")
-    intermediates.tag_job(job_id, settings)
-    children.cancel_unfinished(store, job, lambda child: _stop_child(child, settings))
+    execution = _stop_work(job, settings, "cancelled through the API")
+    children.cancel_unfinished(
+        store, job, lambda child: _stop_work(child, settings, "its story was cancelled through the API")
+    )
     metrics.add_metric(name="JobsCancelled", unit="Count", value=1)
     logger.info("job cancelled", extra={"job_id": job_id, "execution_arn": execution})
     return cancelled
 
 
-def _stop_child(child: Job, settings: Settings) -> None:
-    """A cancelled story's child: its execution stopped, its intermediates tagged (as its own cancel)."""
-    execution = child.execution_arn or _expected_execution(child, settings)
+def _stop_work(job: Job, settings: Settings, cause: str) -> str | None:
+    """A cancelled job's work stopped: its execution (if any; returned) and its intermediates tagged."""
+    execution = job.execution_arn or _expected_execution(job, settings)
     if execution:
-        workflows.stop(execution, cause="its story was cancelled through the API")
-    intermediates.tag_job(child.job_id, settings)
+        workflows.stop(execution, cause=cause)
+    intermediates.tag_job(job.job_id, settings)
+    return execution
 
 
 def _expected_execution(job: Job, settings: Settings) -> str | None:

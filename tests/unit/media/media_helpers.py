@@ -1,12 +1,18 @@
-"""Measurements the media tests assert on (decoded frame times, audio length, MP4 box order), and remuxes."""
+"""What the media tests share: measurements they assert on (decoded frame times, audio length, MP4 box order),
+remuxes, and running `storyflow-media` as the container does."""
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
+import boto3
 
 
 def frame_times(path: Path) -> list[Fraction]:
@@ -69,3 +75,19 @@ def delayed_video(source: Path, dest: Path, seconds: float) -> Path:
             packet.stream = streams[packet.stream_index]
             out.mux(packet)
     return dest
+
+
+def media(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m storyflow_media ARGS` in a fresh process with `env`, as the container runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "storyflow_media", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def read_json(bucket: str, key: str) -> Any:
+    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())

@@ -16,24 +16,20 @@ import pytest
 from storyflow_media import cli, s3io
 
 from .conftest import Clips
-from .media_helpers import assert_same_audio_length, audio_seconds, frame_times, stream_kinds, top_level_boxes
+from .media_helpers import (
+    assert_same_audio_length,
+    audio_seconds,
+    frame_times,
+    media,
+    stream_kinds,
+    top_level_boxes,
+)
 
 JOB = "st-20261123-1a2b3c4d5e6f"
 SOURCE_KEY = f"input/{JOB}/source.mp4"
 AUDIO_KEY = f"segments/{JOB}/audio.m4a"
 MANIFEST_KEY = f"segments/{JOB}/manifest.json"
 TAG = [{"Key": "storyflow-lifecycle", "Value": "expire-intermediate"}]
-
-
-def media(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storyflow_media", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def tags(s3: Any, bucket: str, key: str) -> list[dict[str, str]]:

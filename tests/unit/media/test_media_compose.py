@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import av
 import boto3
@@ -21,7 +18,7 @@ import pytest
 from storyflow_media import compose as c
 from storyflow_media.synth import make_clip, make_tone, make_words
 
-from .media_helpers import audio_seconds, stream_kinds
+from .media_helpers import audio_seconds, media, read_json, stream_kinds
 
 NARRATION = (2.0, 2.6)
 
@@ -135,21 +132,6 @@ def test_bad_words_json_is_a_bad_scene(scenes: list[c.Scene], tmp_path: Path) ->
 # --- the `compose` command end to end against moto: S3 in, S3 out, the result protocol ---
 
 JOB = "sy-20261201-0a1b2c3d4e5f"
-
-
-def media(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storyflow_media", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def read_json(bucket: str, key: str) -> Any:
-    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def upload_scenes(scenes: list[c.Scene], bucket: str) -> str:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from storyflow_media import cli
 from storyflow_media.synth import make_clip, make_tone, make_words
 
-from .media_helpers import stream_kinds
+from .media_helpers import read_json, stream_kinds
 
 JOB = "story-20261201-0a1b2c3d4e5f"
 SCENES_KEY = f"jobs/{JOB}/plan/r0-compose.json"
@@ -54,10 +53,6 @@ def upload_scene_list(scene_files: list[dict[str, Path]], bucket: str) -> list[d
 
 def put(bucket: str, key: str, body: bytes) -> None:
     boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
-
-
-def read_json(bucket: str, key: str) -> Any:
-    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def compose(outb: str, *args: str) -> int:

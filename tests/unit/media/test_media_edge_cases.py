@@ -4,8 +4,6 @@ decode timestamps, and error messages that never show the container's scratch pa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from storyflow_media.chunk import chunk
 from storyflow_media.errors import TruncatedVideo
 from storyflow_media.synth import make_clip
 
-from .media_helpers import frame_times
+from .media_helpers import frame_times, media
 
 JOB = "st-20261123-edge0000cafe"
 SOURCE_KEY = f"input/{JOB}/source.mp4"
@@ -70,17 +68,6 @@ def test_a_truncated_source_fails_saying_how_much_is_missing(truncated: Path, tm
     assert f"only {error.frames} of 144 video frames are present" in str(error)
     assert f"({error.expected - error.size} bytes" in str(error)
     assert not list((tmp_path / "segments").glob("*.mp4"))
-
-
-def media(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storyflow_media", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_truncated_upload_fails_the_chunk_step_with_error_json(

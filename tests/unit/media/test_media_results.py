@@ -6,33 +6,16 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-from typing import Any
 
 import boto3
 import pytest
 from storyflow_media import cli
 
 from .conftest import Clips
+from .media_helpers import media, read_json
 
 JOB = "st-20261123-0f0e0d0c0b0a"
 SOURCE_KEY = f"input/{JOB}/source.mp4"
-
-
-def media(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "storyflow_media", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def read_json(bucket: str, key: str) -> Any:
-    return json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 def keys_under(bucket: str, prefix: str) -> list[str]:
