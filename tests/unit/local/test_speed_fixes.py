@@ -203,3 +203,34 @@ def test_each_execution_gets_a_fresh_program_from_a_definition_parsed_once(
     for job in ("fresh-1", "fresh-2"):
         result = run_execution(app_cloud, arn, {"command": ["--exit", "0"], "job_id": job})
         assert result["status"] == "SUCCEEDED"
+
+
+def test_the_started_heap_is_out_of_the_collectors_view(app_cloud: LocalCloud) -> None:
+    import gc
+
+    # Given the local cloud's background start done
+    assert app_cloud.wait_until_warm(60)
+    # Then what that start left (moto's models, the functions' modules) is frozen: a full collection in
+    # the middle of a job no longer walks it while every emulated service waits for it
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000
+    assert len(gc.get_objects(generation=2)) < frozen / 4
+
+
+def test_a_stopped_warm_start_gives_its_heap_back_to_the_collector() -> None:
+    import gc
+    from types import SimpleNamespace
+    from typing import cast
+
+    from storyflow_local.warm_start import WarmStart
+
+    start = WarmStart(cast(Any, SimpleNamespace(launcher=None)), cast(Any, None), cast(Any, None))
+    # Given a warm start that froze the heap once its background work was done
+    start._freeze([])
+    assert gc.get_freeze_count() > 0
+    # When it stops (the cloud is torn down), the frozen objects can be collected again
+    start.stop()
+    assert gc.get_freeze_count() == 0
+    # and a background start that finishes after the stop freezes nothing
+    start._freeze([])
+    assert gc.get_freeze_count() == 0
