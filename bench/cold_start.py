@@ -11,10 +11,13 @@ typer, ...: tests/template/test_layer.py's list) are made unimportable; the envi
 POWERTOOLS_TRACE_DISABLED unset: tracing is on, as in production (`Tracing: Active`).
 
 Timed in the child, after interpreter start-up (which Lambda's runtime pays the same for every function):
-`import app` and the first `handler(event, context)` with a representative event. Every AWS endpoint points
-at a closed local port (AWS_ENDPOINT_URL), so the first call does everything a real one does (clients built,
-requests signed and sent) and fails fast at the connection instead of waiting on a network; retry backoff
-sleeps are skipped (time.sleep is a no-op in the child), as they are not cold-start work.
+`import app` and the first `handler(event, context)` with a representative event. Every AWS endpoint is
+this bench's refusing endpoint (AWS_ENDPOINT_URL): a local HTTP server that answers each request with a
+400 ValidationException, which no SDK retries. So the first call does everything a real one does (clients
+built, requests signed, sent and their answers parsed), one round trip per call as the baseline's, and
+the table says how many requests each first call sent (an event the handler ignores would time an early
+return: every handler's first call must reach AWS). Retry backoff sleeps are skipped (time.sleep is a
+no-op in the child), as they are not cold-start work.
 The baseline is the same for bare boto3: `import boto3; boto3.client("dynamodb")` and one call.
 
 The machine may be loaded by other work, so runs are interleaved (a baseline run right before each handler
@@ -39,7 +42,9 @@ import statistics
 import subprocess
 import sys
 import sysconfig
+import threading
 from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +58,6 @@ GOAL_RATIO = 1.5
 RESULTS = ROOT / "bench" / "results" / "cold_start.json"
 LAYER = ROOT / "src"
 EVENTS = ROOT / "tests" / "events"
-CLOSED_ENDPOINT = "http://127.0.0.1:9"
 # The child: argv[1] = JSON {"path": [...], "blocked": [...], "mode": "handler"|"snippet", ...}.
 CHILD = (
     ISOLATE
@@ -137,7 +141,54 @@ FEATURES: dict[str, tuple[str, dict[str, str]]] = {
     "data_classes (SNSEvent)": ("from aws_lambda_powertools.utilities.data_classes import SNSEvent", {}),
     "import pydantic": ("import pydantic", {}),
     "import storyflow.models": ("import storyflow.models", {}),
+    # What any handler here pays before its own code: Powertools' Logger and Tracer (tracing on, as in
+    # production) and one pydantic model built and validated (every event and env model is one).
+    "floor: Logger() + Tracer() + one pydantic model": (
+        "from aws_lambda_powertools import Logger, Tracer\nLogger()\nTracer()\n"
+        "from pydantic import BaseModel\nclass Event(BaseModel):\n    job_id: str\n"
+        "Event.model_validate({'job_id': 'x'})",
+        {},
+    ),
 }
+
+
+class _Refuse(BaseHTTPRequestHandler):
+    """Any request: read it, answer 400 ValidationException (not retryable), count it."""
+
+    requests = 0
+    BODY = json.dumps({"__type": "ValidationException", "message": "cold-start bench: refused"}).encode()
+
+    def _answer(self) -> None:
+        type(self).requests += 1
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(400)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("x-amzn-ErrorType", "ValidationException")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def refusing_endpoint() -> str:
+    """Start the refusing endpoint on a free local port (a daemon thread); its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
+    threading.Thread(target=server.serve_forever, name="refusing-endpoint", daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+_ENDPOINT: list[str] = []
+
+
+def _endpoint() -> str:
+    """The refusing endpoint's URL, started on first use."""
+    if not _ENDPOINT:
+        _ENDPOINT.append(refusing_endpoint())
+    return _ENDPOINT[0]
 
 
 def _trace_header() -> str:
@@ -163,6 +214,13 @@ def _event(function: str, env: dict[str, str]) -> dict[str, Any]:
     """The function folder's first event; the intake's depends on the kind it takes (JOB_KIND)."""
     name = f"sqs_{env.get('JOB_KIND', 'tts')}_raw.json" if function == "intake" else EVENT_FILES[function]
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    if function == "on_upload":  # the stack's own input bucket: an upload it must act on, not one it ignores
+        event["detail"]["bucket"]["name"] = env["INPUT_BUCKET"]
+    if function == "task_monitor":  # the stack's own TaskPing alarm, which it acts on
+        for record in event["Records"]:
+            message = json.loads(record["Sns"]["Message"])
+            message["AlarmName"] = env["TASK_PING_ALARM_NAME"]
+            record["Sns"]["Message"] = json.dumps(message)
     return event
 
 
@@ -179,7 +237,7 @@ def _base_env() -> dict[str, str]:
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL=CLOSED_ENDPOINT,
+        AWS_ENDPOINT_URL=_endpoint(),
         AWS_MAX_ATTEMPTS="1",
         AWS_RETRY_MODE="standard",
         # What the Lambda runtime sets (python3.12, Tracing: Active).
@@ -251,6 +309,7 @@ def feature(label: str, code: str, extra_env: dict[str, str]) -> dict[str, Any]:
 
 
 def run(target: dict[str, Any], *flags: str) -> tuple[dict[str, Any], str]:
+    before = _Refuse.requests
     result = subprocess.run(
         [sys.executable, "-S", "-I", *flags, "-c", CHILD, json.dumps(target["spec"])],
         capture_output=True,
@@ -262,6 +321,7 @@ def run(target: dict[str, Any], *flags: str) -> tuple[dict[str, Any], str]:
     if result.returncode != 0:
         raise RuntimeError(f"{target['name']} failed:\n{result.stderr[-3000:]}")
     answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    answer["requests"] = _Refuse.requests - before
     return answer, result.stderr
 
 
@@ -304,6 +364,7 @@ def measure(repeat: int, only: set[str] | None) -> dict[str, Any]:
     features = [feature(label, code, env) for label, (code, env) in FEATURES.items()]
     samples: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     outcomes: dict[str, str] = {}
+    sent: dict[str, int] = {}
     for round_ in range(repeat):
         order = handlers + features
         random.Random(round_).shuffle(order)
@@ -314,6 +375,7 @@ def measure(repeat: int, only: set[str] | None) -> dict[str, Any]:
                 samples[key]["total"].append(answer["total_s"])
                 samples[key]["import"].append(answer["import_s"])
                 outcomes[key] = answer["outcome"]
+                sent[key] = answer["requests"]
                 if current is base:
                     base_total = answer["total_s"]
                 else:
@@ -327,6 +389,7 @@ def measure(repeat: int, only: set[str] | None) -> dict[str, Any]:
         ratios = samples[key]["ratio"]
         row["ratio"] = round(statistics.median(ratios), 2) if ratios else 1.0
         row["first_call"] = outcomes[key]
+        row["aws_requests"] = sent[key]
         row["importtime"] = importtime(target)
         rows.append(row)
     base_import = statistics.median(samples[base["name"]]["total"])
@@ -355,12 +418,13 @@ def main() -> None:
     width = max(len(row["function"]) for row in result["handlers"])
     print(f"\nimport + first call, fresh interpreter, median of {args.repeat} (interleaved with bare boto3)")
     print(f"goal: every handler <= {GOAL_RATIO}x bare boto3 (import boto3; boto3.client(...); one call)\n")
-    print(f"{'function':<{width}}  median ms  p90 ms  import ms  ratio  goal  first call")
+    print(f"{'function':<{width}}  median ms  p90 ms  import ms  ratio  goal  AWS requests  first call")
     for row in result["handlers"]:
         ok = "-" if row["function"] == "bare boto3" else ("yes" if row["ratio"] <= GOAL_RATIO else "NO")
         print(
             f"{row['function']:<{width}}  {row['median_ms']:>9}  {row['p90_ms']:>6}"
-            f"  {row['import_median_ms']:>9}  {row['ratio']:>5}  {ok:>4}  {row['first_call']}"
+            f"  {row['import_median_ms']:>9}  {row['ratio']:>5}  {ok:>4}  {row['aws_requests']:>12}"
+            f"  {row['first_call']}"
         )
     print(
         "\ntop contributors (-X importtime, one run each; self ms per package | heaviest direct imports ms)"

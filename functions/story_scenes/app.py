@@ -3,15 +3,16 @@ and a video child job per scene to run, and the files the Map and compose read (
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from storyflow.observability import logger, tracer
 from storyflow.story import PlanEnv, PlanEvent, plan
 
+# The event is validated by its pydantic model, as in job_status: Powertools' event_parser does the same
+# validation but imports every built-in event model with it (~0.3x bare boto3 of a cold start).
+
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@event_parser(model=PlanEvent)
-def handler(event: PlanEvent, context: LambdaContext) -> dict[str, Any]:
-    return plan(event, PlanEnv.from_env())
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return plan(PlanEvent.model_validate(event), PlanEnv.from_env())

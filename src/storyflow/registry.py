@@ -15,7 +15,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, Field
@@ -76,6 +76,8 @@ class Workflow:
     outputs: tuple[Output, ...] = ()
     upload: Upload | None = None
     stages: tuple[str, ...] = ()  # the `stage` values its state machine writes, in order
+    # A stage that runs only when a field of the request is set (not null or false): stage -> that field.
+    optional_stages: dict[str, str] = field(default_factory=dict)
     # The job id of a request, when the kind derives it from the caller's own ids (queue messages: a
     # redelivery is the same job); None: a fresh id per submission.
     job_id: Callable[[Any], str] | None = None
@@ -248,6 +250,7 @@ WORKFLOWS: tuple[Workflow, ...] = (
             ),
         ),
         stages=("planning", "scenes", "composing", "stereo"),
+        optional_stages={"stereo": "stereo"},
         check=_check_story,
     ),
 )

@@ -124,6 +124,9 @@ def test_a_two_scene_story_submitted_through_the_form_completes_with_its_scenes_
     page.locator("#job-status .badge", has_text="completed").wait_for(timeout=STORY_TIMEOUT_MS)
     assert page.locator("#job-progress-text").inner_text() == "2 of 2 scenes"
     assert summary_value(page, "Revision") == "0"
+    # and its stages up to composing done: stereo, not asked for, is shown skipped
+    assert page.locator(".stage.done").all_inner_texts() == ["planning", "scenes", "composing"]
+    assert page.locator(".stage.skipped").all_inner_texts() == ["stereo"]
 
     # And its Scenes list each scene's text with its tts and video jobs, linked, each shown completed
     region = page.get_by_role("region", name="Scenes")

@@ -41,6 +41,11 @@ class WorkflowInfo(BaseModel, defer_build=True):
     upload: WorkflowUpload | None = Field(description="The upload the job waits for, or null for none.")
     outputs: list[WorkflowOutput]
     stages: list[str] = Field(description="The `stage` values a running job goes through, in order.")
+    optional_stages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Stages a job goes through only when a field of its request is set (not null "
+        "or false): stage -> that field (a story's `stereo`).",
+    )
     request_schema: dict[str, Any] = Field(description="JSON schema of the kind's `POST /jobs` body.")
 
 
@@ -77,6 +82,7 @@ def describe(workflow: registry.Workflow, settings: Settings) -> WorkflowInfo:
             for o in workflow.outputs
         ],
         stages=list(workflow.stages),
+        optional_stages=dict(workflow.optional_stages),
         request_schema=workflow.request.model_json_schema(),
     )
 

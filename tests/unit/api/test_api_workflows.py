@@ -58,6 +58,21 @@ def test_workflows_describe_every_registry_entry(call_api: Call, monkeypatch: py
     assert stereo["request_schema"]["properties"]["layout"]["enum"] == ["full", "half"]
     # And a kind without an upload says so
     assert all(item["upload"] is None for item in items if registry.get(item["kind"]).upload is None)
+    # And a story's stereo stage is said to run only when its request asks for stereo
+    story = next(item for item in items if item["kind"] == "story")
+    assert story["optional_stages"] == {"stereo": "stereo"} and stereo["optional_stages"] == {}
+
+
+@pytest.mark.parametrize("workflow", registry.WORKFLOWS, ids=lambda w: w.kind.value)
+def test_an_optional_stage_is_one_of_the_kinds_stages_turned_on_by_an_optional_request_field(
+    workflow: registry.Workflow,
+) -> None:
+    # Given a kind's optional stages  Then each is one of its stages, and its field an optional one of its
+    # request that is off (null or false) by default
+    for stage, name in workflow.optional_stages.items():
+        assert stage in workflow.stages
+        field = workflow.request.model_fields[name]
+        assert not field.is_required() and not field.get_default()
 
 
 def test_an_upload_limit_that_needs_request_fields_is_reported_as_unknown() -> None:

@@ -602,6 +602,13 @@ export interface components {
              */
             deployed: boolean;
             kind: components["schemas"]["JobKind"];
+            /**
+             * Optional Stages
+             * @description Stages a job goes through only when a field of its request is set (not null or false): stage -> that field (a story's `stereo`).
+             */
+            optional_stages?: {
+                [key: string]: string;
+            };
             /** Outputs */
             outputs: components["schemas"]["WorkflowOutput"][];
             /**

@@ -129,7 +129,10 @@ export async function jobPage(root: HTMLElement, ctx: Context, _params: URLSearc
     const current = job.stage ? names.indexOf(job.stage) : -1;
     names.forEach((name, index) => {
       let state = "todo";
-      if (job.status === "completed" || index < current) state = "done";
+      const optional = workflow?.optional_stages?.[name];
+      // A stage its request did not ask for (a story's "stereo" without `stereo`) is skipped, not done.
+      if (optional !== undefined && !job.request?.[optional]) state = "skipped";
+      else if (job.status === "completed" || index < current) state = "done";
       else if (index === current) state = FINISHED.has(job.status) ? job.status : "current";
       stages.appendChild(h("li", { class: `stage ${state}`, "aria-current": state === "current" ? "step" : undefined }, name));
     });
