@@ -69,47 +69,50 @@ def splat_disparity(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndar
     target = np.full(h * w, -np.inf, dtype=np.float32)
     # z-buffer: the nearest (largest disparity) source pixel landing on a target pixel wins.
     np.maximum.at(target, flat, disp[inside])
-    target = target.reshape(h, w)
     hit = np.isfinite(target)
-    holes = np.zeros((h, w), dtype=bool)
-    # A row every target pixel of which was hit is its own answer (no crack, no hole): only the rows with
-    # a miss go through the fill (row by row, as every step of it works), on small frames about half.
-    missed = np.flatnonzero(~hit.all(axis=1))
+    holes = np.zeros(h * w, dtype=bool)
+    # Only the missed pixels are filled (on real frames a few per cent of them: 156 of 15,360 at 160x96),
+    # each from its nearest hit on either side in its row, found by a binary search of the hits.
+    missed = np.flatnonzero(~hit)
     if missed.size:
-        target[missed], holes[missed] = _fill_misses(target[missed], hit[missed], shift, cols)
-    return target, holes
+        target[missed], holes[missed] = _fill_misses(target, np.flatnonzero(hit), missed, w, shift)
+    return target.reshape(h, w), holes.reshape(h, w)
 
 
 def _fill_misses(
-    target: np.ndarray, hit: np.ndarray, shift: float, cols: np.ndarray
+    target: np.ndarray, hits: np.ndarray, missed: np.ndarray, w: int, shift: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of splatted disparity (-inf where missed) -> (eye disparity, holes): cracks take the neighbour's
-    disparity, holes the background's mirrored about the hole's edge, empty rows the screen plane."""
-    rows_n, w = target.shape
+    """The eye disparity and hole flag of each missed pixel of a splatted frame (flat ``target``, -inf where
+    missed; ``hits`` and ``missed`` its sorted flat indices, rows ``w`` wide): a crack (both row neighbours
+    hit) takes the farther neighbour's disparity, a hole the background's beside it mirrored about the
+    hole's edge, and a row nothing reached the screen plane (0)."""
+    row_start = (missed // w) * w
+    col = missed - row_start
+    # The nearest hit before and after each miss, if it is in the miss's row.
+    after = np.searchsorted(hits, missed)
+    before = after - 1
+    last = max(hits.size - 1, 0)
+    left = hits[np.clip(before, 0, last)] if hits.size else np.full(missed.size, -1)
+    right = hits[np.clip(after, 0, last)] if hits.size else np.full(missed.size, -1)
+    has_left = (before >= 0) & (left >= row_start)
+    has_right = (after < hits.size) & (right < row_start + w)
+    left_val = np.where(has_left, target[np.where(has_left, left, 0)], np.inf).astype(np.float32)
+    right_val = np.where(has_right, target[np.where(has_right, right, 0)], np.inf).astype(np.float32)
+    left_col, right_col = left - row_start, right - row_start
     # One-pixel cracks (both neighbours hit) come from stretching a surface, not from occlusion.
-    crack = np.zeros_like(hit)
-    crack[:, 1:-1] = ~hit[:, 1:-1] & hit[:, :-2] & hit[:, 2:]
-    left = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)
-    right = np.minimum.accumulate(np.where(hit, cols, w)[:, ::-1], axis=1)[:, ::-1]
-    row_start = np.arange(rows_n, dtype=np.int32)[:, None] * w
-    flat_target = target.reshape(-1)
-    left_val = flat_target[row_start + np.clip(left, 0, w - 1)]
-    right_val = flat_target[row_start + np.clip(right, 0, w - 1)]
-    left_val[left < 0] = np.inf
-    right_val[right >= w] = np.inf
+    crack = has_left & has_right & (left_col == col - 1) & (right_col == col + 1)
     # Disocclusions show what is behind: take the farther (smaller disparity) neighbour.
     use_left = left_val <= right_val
     fill = np.where(use_left, left_val, right_val)
-    edge = np.where(use_left, left, right)
+    edge = np.where(use_left, left_col, right_col)
     empty_row = ~np.isfinite(fill)  # a row that nothing reached: screen plane
     fill[empty_row] = 0.0
-    edge[empty_row] = np.broadcast_to(cols[None, :], (rows_n, w))[empty_row]
-    holes = ~hit & ~crack
-    # Cracks take the neighbour's disparity. Holes mirror the background about the hole edge n:
+    edge[empty_row] = col[empty_row]
+    # Holes mirror the background about the hole edge n:
     # source x = (n - shift * d_n) + (n - x)  <=>  disparity = d_n + 2 * (x - n) / shift.
-    mirrored = fill + (2.0 / np.float32(shift)) * (cols[None, :] - edge).astype(np.float32)
-    eye = np.where(hit, target, np.where(holes, mirrored, fill)).astype(np.float32, copy=False)
-    return eye, holes
+    mirrored = fill + (2.0 / np.float32(shift)) * (col - edge).astype(np.float32)
+    eye = np.where(crack, fill, mirrored).astype(np.float32, copy=False)
+    return eye, ~crack
 
 
 def backward_warp(src: np.ndarray, eye_disp: np.ndarray, shift: float) -> np.ndarray:

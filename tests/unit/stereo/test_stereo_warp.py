@@ -262,3 +262,57 @@ def test_relative_and_absolute_maps_render_the_same(layout: str, size: tuple[int
     absolute = SideBySideRenderer(relative_maps=False).render(frame, nearness, layout, 0.04, 0.5)
     assert rel.shape == absolute.shape
     assert psnr(rel, absolute) > 40.0
+
+
+# -- the fill of the missed pixels against the straightforward whole-row version ------------------
+
+
+def _reference_splat(disp: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fill as first written: every step on whole rows (the oracle for the missed-pixels-only fill)."""
+    h, w = disp.shape
+    cols = np.arange(w, dtype=np.int32)
+    tx = np.rint(cols[None, :] + np.float32(shift) * disp).astype(np.int32)
+    inside = (tx >= 0) & (tx < w)
+    target = np.full(h * w, -np.inf, dtype=np.float32)
+    np.maximum.at(target, (np.arange(h, dtype=np.int32)[:, None] * w + tx)[inside], disp[inside])
+    target = target.reshape(h, w)
+    hit = np.isfinite(target)
+    crack = np.zeros_like(hit)
+    crack[:, 1:-1] = ~hit[:, 1:-1] & hit[:, :-2] & hit[:, 2:]
+    left = np.maximum.accumulate(np.where(hit, cols, -1), axis=1)
+    right = np.minimum.accumulate(np.where(hit, cols, w)[:, ::-1], axis=1)[:, ::-1]
+    left_val = np.take_along_axis(target, np.clip(left, 0, w - 1), axis=1)
+    right_val = np.take_along_axis(target, np.clip(right, 0, w - 1), axis=1)
+    left_val[left < 0] = np.inf
+    right_val[right >= w] = np.inf
+    use_left = left_val <= right_val
+    fill = np.where(use_left, left_val, right_val)
+    edge = np.where(use_left, left, right)
+    empty_row = ~np.isfinite(fill)
+    fill[empty_row] = 0.0
+    edge[empty_row] = np.broadcast_to(cols[None, :], (h, w))[empty_row]
+    holes = ~hit & ~crack
+    mirrored = fill + (2.0 / np.float32(shift)) * (cols[None, :] - edge).astype(np.float32)
+    eye = np.where(hit, target, np.where(holes, mirrored, fill)).astype(np.float32, copy=False)
+    return eye, holes
+
+
+@pytest.mark.parametrize("shift", [0.5, -0.5, -1.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_missed_pixels_fill_equals_the_whole_row_fill_bit_for_bit(shift: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 40)), int(rng.integers(2, 90))
+    # Given disparity fields of every kind: smooth ramps (cracks), blocks (holes), noise, and rows pushed
+    # wholly out of the frame (rows nothing reaches)
+    smooth = np.tile(np.linspace(-6, 6, w, dtype=np.float32), (h, 1)) * np.float32(rng.random() * 2)
+    blocks = np.where(rng.random((h, w)) < 0.2, np.float32(rng.integers(2, 12)), np.float32(0))
+    noise = (rng.standard_normal((h, w)) * 5).astype(np.float32)
+    gone = noise.copy()
+    gone[:: max(1, h // 3)] = np.float32(4 * w) * np.float32(np.sign(shift))
+    for disp in (smooth, blocks.astype(np.float32), noise, gone, np.zeros((h, w), np.float32)):
+        # When splatted  Then the eye disparity and the holes are exactly the whole-row version's
+        eye, holes = splat_disparity(disp, shift)
+        want_eye, want_holes = _reference_splat(disp, shift)
+        assert eye.dtype == np.float32 and eye.shape == (h, w)
+        assert np.array_equal(holes, want_holes)
+        assert np.array_equal(eye.view(np.uint32), want_eye.view(np.uint32))
