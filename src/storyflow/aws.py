@@ -135,8 +135,11 @@ def _deserializer() -> Any:
 
 # One session per process, made on first use: a new Session parses botocore's endpoint rules and every service
 # model again (about 0.1 s per client on a cold start: bench/cold_start.py). A Session is not thread-safe for
-# creating clients (the clients are), hence the lock.
+# creating clients (the clients are), hence the lock; threads that ask for the same client at once (a
+# handler's worker threads, the local cloud's concurrent invocations of one function) get the one client the
+# first of them built, not one each.
 _SESSION_LOCK = threading.Lock()
+_CLIENTS: dict[tuple[str, str | None, str | None], Any] = {}
 
 
 @lru_cache(maxsize=1)
@@ -144,10 +147,17 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-@lru_cache(maxsize=64)
 def _client(service: str, region: str | None, endpoint_url: str | None) -> Any:
-    with _SESSION_LOCK:
-        return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG)
+    key = (service, region, endpoint_url)
+    found = _CLIENTS.get(key)
+    if found is None:
+        with _SESSION_LOCK:
+            found = _CLIENTS.get(key)
+            if found is None:
+                found = _CLIENTS[key] = _session().client(
+                    service, region_name=region, endpoint_url=endpoint_url, config=_CONFIG
+                )
+    return found
 
 
 @lru_cache(maxsize=8)
