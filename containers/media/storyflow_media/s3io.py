@@ -42,7 +42,8 @@ def _environment() -> tuple[str | None, ...]:
 
 @functools.lru_cache(maxsize=8)
 def _client(service: str, *environment: str | None) -> Any:
-    return boto3.client(service, config=_CONFIG)
+    build: Any = boto3.client  # the stubs type it per literal service name
+    return build(service, config=_CONFIG)
 
 
 def quick_s3_client() -> Any:
