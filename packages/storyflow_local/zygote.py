@@ -50,10 +50,15 @@ class _SearchPaths(list[str]):
             super().append(path)
 
 
+# The services this project's container programs call (the media steps: S3, and DynamoDB for a job's
+# progress; the engines: S3).
+WARM_SERVICES = ("s3", "dynamodb")
+
+
 def warm_botocore() -> None:
-    """Parse the service models an S3 client needs once, into one botocore Loader that every Session of
-    every run then shares (the technique of `lambda_adapter.shared_data_loader`; a run with an
-    AWS_DATA_PATH of its own gets a Loader of its own)."""
+    """Parse the service models the programs' clients need (`WARM_SERVICES`) once, into one botocore Loader
+    that every Session of every run then shares (the technique of `lambda_adapter.shared_data_loader`; a run
+    with an AWS_DATA_PATH of its own gets a Loader of its own)."""
     try:
         import botocore.session
         from botocore.loaders import create_loader
@@ -71,7 +76,8 @@ def warm_botocore() -> None:
 
     setattr(botocore.session.Session, "_register_data_loader", register)  # noqa: B010 - private hook
     session = botocore.session.Session()
-    session.create_client("s3", region_name="us-east-1", aws_access_key_id="w", aws_secret_access_key="w")
+    for service in WARM_SERVICES:
+        session.create_client(service, region_name="us-east-1", aws_access_key_id="w", aws_secret_access_key="w")
 
 
 def _stdio(fd: int, mode: str, unbuffered: bool) -> io.TextIOWrapper:

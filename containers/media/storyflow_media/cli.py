@@ -202,15 +202,11 @@ def run_chunk(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if result.audio.copy is not None:
         uploads.append((result.audio.copy, keys.audio_key(job), s3io.M4A))
 
-    def put_intermediate(upload: tuple[Path, str, str]) -> None:
-        path, key, content_type = upload
-        s3io.upload(s3, path, bucket, key, content_type)
-        s3io.tag_intermediate(s3, bucket, key)
-
-    s3io.parallel(put_intermediate, uploads)
+    # Every intermediate is tagged as it is written, so it expires whether or not its job gets to reassemble.
+    s3io.parallel(lambda u: s3io.upload(s3, u[0], bucket, u[1], u[2], intermediate=True), uploads)
     manifest_key = keys.manifest_key(job)
-    s3io.put_json(s3, bucket, manifest_key, manifest)  # last: its presence means every segment is there
-    s3io.tag_intermediate(s3, bucket, manifest_key)
+    # last: its presence means every segment is there
+    s3io.put_json(s3, bucket, manifest_key, manifest, intermediate=True)
     if args.jobs_table:
         s3io.set_progress_total(s3io.dynamodb_client(), args.jobs_table, job, len(manifest))
     return {
@@ -305,12 +301,8 @@ def run_reassemble(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     final_key = keys.final_key(job)
     s3io.upload(s3, final, ob, final_key)
     log.info("wrote %s", s3io.uri(ob, final_key))
-    intermediates = [(ib, keys.segment_key(job, e["index"])) for e in entries]
-    intermediates += [(ob, keys.inferred_segment_key(job, e["index"])) for e in entries]
-    intermediates.append((ib, keys.manifest_key(job)))
-    if manifest.audio_key is not None:
-        intermediates.append((ib, manifest.audio_key))
-    s3io.parallel(lambda bk: s3io.tag_intermediate(s3, *bk), intermediates)
+    # Nothing to tag here: chunk tagged the segments, the audio and the manifest as it wrote them, and the
+    # engine its rendered segments (a failed or cancelled job's intermediates expire the same way).
     return {
         "job_id": job,
         "output_uri": s3io.uri(ob, final_key),

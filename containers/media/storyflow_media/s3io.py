@@ -77,8 +77,14 @@ def download(s3: Any, bucket: str, key: str, path: Path) -> Path:
     return path
 
 
-def upload(s3: Any, path: Path, bucket: str, key: str, content_type: str = MP4) -> None:
-    s3.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
+def upload(
+    s3: Any, path: Path, bucket: str, key: str, content_type: str = MP4, *, intermediate: bool = False
+) -> None:
+    """Write a file; `intermediate` tags it for the lifecycle rule in the same call (multipart ones too)."""
+    extra = {"ContentType": content_type}
+    if intermediate:
+        extra["Tagging"] = "=".join(LIFECYCLE_TAG)
+    s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:
@@ -96,22 +102,6 @@ def put_json(s3: Any, bucket: str, key: str, value: Any, *, intermediate: bool =
     body = json.dumps(value, separators=(",", ":")).encode()
     tagging = {"Tagging": "=".join(LIFECYCLE_TAG)} if intermediate else {}
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **tagging)
-
-
-def tag_intermediate(s3: Any, bucket: str, key: str) -> bool:
-    """Tag an object for the 1-day lifecycle rule; False when it no longer exists (nothing to expire).
-
-    Sets the tag set to just the lifecycle tag: a merge would need s3:GetObjectTagging, which the
-    task role does not have, and nothing else tags these intermediates.
-    """
-    name, value = LIFECYCLE_TAG
-    try:
-        s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": [{"Key": name, "Value": value}]})
-    except ClientError as exc:
-        if _missing(exc):
-            return False
-        raise
-    return True
 
 
 def set_progress_total(dynamodb: Any, table: str, job_id: str, total: int) -> None:

@@ -79,6 +79,16 @@ def test_a_process_a_run_starts_inherits_the_runs_environment(
     assert (code, out) == (0, "inherited\n")
 
 
+def test_a_run_builds_the_programs_clients_without_reading_a_model_file(
+    launcher: Launcher, program: Path, env: dict[str, str]
+) -> None:
+    # When a warm run builds the S3 and DynamoDB clients the media steps use
+    code, out, _ = run(launcher.popen([str(program), "clients"], env))
+    # Then it read no service model: the zygote parsed them once, before forking
+    assert code == 0
+    assert json.loads(out) == []
+
+
 def test_a_run_ends_like_an_interpreter(launcher: Launcher, program: Path, env: dict[str, str]) -> None:
     # An uncaught exception: its traceback on stderr, exit 1
     code, _, err = run(launcher.popen([str(program), "raise"], env))
