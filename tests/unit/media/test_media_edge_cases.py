@@ -10,7 +10,7 @@ from typing import Any
 import av
 import boto3
 import pytest
-from storyflow_media import cli
+from storyflow_media import cli, steps
 from storyflow_media.chunk import chunk
 from storyflow_media.errors import TruncatedVideo
 from storyflow_media.synth import make_clip
@@ -115,7 +115,7 @@ def test_error_messages_never_show_the_scratch_directory(
         seen.append(out_dir.parent)
         raise av.error.InvalidDataError(1094995529, "Invalid data", str(out_dir / "00000.mp4"))
 
-    monkeypatch.setattr(cli, "chunk", failing_chunk)
+    monkeypatch.setattr(steps, "chunk", failing_chunk)
     # When the command fails
     assert cli.main(["chunk", "--job-id", JOB, "--bucket", inb]) == 1
     # Then neither the stderr line nor error.json shows the scratch directory; the file is named within it
