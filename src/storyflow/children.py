@@ -17,11 +17,20 @@ from storyflow.models import Job, JobStatus
 from storyflow.observability import logger
 
 
-def cancel_unfinished(store: JobStore, parent: Job, stop: Callable[[Job], object] | None = None) -> list[str]:
-    """Cancel `parent`'s unfinished children; `stop(child)` then stops each one's work. Returns their ids."""
+def cancel_unfinished(
+    store: JobStore,
+    parent: Job,
+    stop: Callable[[Job], object] | None = None,
+    found: dict[str, Job] | None = None,
+) -> list[str]:
+    """Cancel `parent`'s unfinished children; `stop(child)` then stops each one's work. Returns their ids.
+
+    `found`: the children as the caller just read them (else they are read here); one of them that has
+    finished since keeps its status, as the cancel is a conditional write."""
     if not parent.children:
         return []
-    found = store.get_many([child.job_id for child in parent.children])
+    if found is None:
+        found = store.get_many([child.job_id for child in parent.children])
     cancelled: list[str] = []
     for child in found.values():
         if child.status.finished:

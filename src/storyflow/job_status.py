@@ -72,9 +72,18 @@ def failed_child(store: JobStore, job_id: str) -> JobError | None:
     nested execution's failure reaches the parent only as a Map's or a task's generic error. None when
     the job has no child that failed (its own failure is then described)."""
     job = store.get(job_id)
+    return child_error(job, _children_of(store, job))
+
+
+def _children_of(store: JobStore, job: Job) -> dict[str, Job]:
+    """The job's listed children as the table has them now (one BatchGetItem; none without children)."""
+    return store.get_many([child.job_id for child in job.children]) if job.children else {}
+
+
+def child_error(job: Job, children: dict[str, Job]) -> JobError | None:
+    """:func:`failed_child` over children already read."""
     if not job.children:
         return None
-    children = store.get_many([child.job_id for child in job.children])
     # The first failed child, in scene order; only without one, the first cancelled child.
     ordered = sorted(
         (c for c in job.children if c.job_id in children),
@@ -175,9 +184,13 @@ def apply(update: StatusUpdate, settings: Settings) -> Job | None:
             )
         else:
             failure = update.failure or Failure()
-            error = failed_child(store, update.job_id) or describe_failure(update.job_id, failure, settings)
+            # The children are read once: for the error, then for cancelling the unfinished ones (each a
+            # conditional write, so one that finished since it was read keeps its own end).
+            parent = store.get(update.job_id)
+            found = _children_of(store, parent)
+            error = child_error(parent, found) or describe_failure(update.job_id, failure, settings)
             job = store.transition(update.job_id, JobStatus.FAILED, error=error)
-            children.cancel_unfinished(store, job)
+            children.cancel_unfinished(store, job, found=found)
     except Conflict as conflict:  # e.g. cancelled meanwhile: the user's decision stands
         logger.warning("status not changed", extra={"job_id": update.job_id, "reason": conflict.message})
         return None

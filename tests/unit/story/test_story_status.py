@@ -221,6 +221,34 @@ def test_when_a_story_fails_its_unfinished_children_are_cancelled_and_finished_o
     assert [(j.job_id, j.status, j.error) for j in published] == [(STORY, JobStatus.FAILED, job.error)]
 
 
+def test_a_failing_story_reads_its_children_once(
+    store: JobStore, stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a story whose scene 1 video failed and whose other children are still queued
+    story_with_children(store)
+    end(store, ids(1)["video"], JobStatus.FAILED, JobError(error="TaskFailed", cause="gpu"))
+    reads: list[list[str]] = []
+    real = JobStore.get_many
+
+    def get_many(self: JobStore, job_ids: list[str]) -> dict[str, Job]:
+        reads.append(list(job_ids))
+        return real(self, job_ids)
+
+    monkeypatch.setattr(JobStore, "get_many", get_many)
+    monkeypatch.setattr(job_status, "publish", lambda job, settings: None)
+    # When the story fails
+    job = job_status.apply(
+        job_status.StatusUpdate.model_validate(
+            {"job_id": STORY, "status": "failed", "failure": PLAN_FAILURE}
+        ),
+        Settings.from_env(),
+    )
+    # Then one read of its children gave both the story's error and the children to cancel
+    assert job is not None and job.error is not None and job.error.error == "TaskFailed"
+    assert len(reads) == 1 and set(reads[0]) == set(statuses(store))
+    assert statuses(store)[ids(0)["tts"]] is JobStatus.CANCELLED
+
+
 def test_a_completed_story_cancels_nothing(store: JobStore, stack: dict[str, Any]) -> None:
     # Given a running story with one child still queued (never the case in practice, but kept)
     story_with_children(store)
