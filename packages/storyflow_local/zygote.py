@@ -77,7 +77,9 @@ def warm_botocore() -> None:
     setattr(botocore.session.Session, "_register_data_loader", register)  # noqa: B010 - private hook
     session = botocore.session.Session()
     for service in WARM_SERVICES:
-        session.create_client(service, region_name="us-east-1", aws_access_key_id="w", aws_secret_access_key="w")
+        session.create_client(
+            service, region_name="us-east-1", aws_access_key_id="w", aws_secret_access_key="w"
+        )
 
 
 def _stdio(fd: int, mode: str, unbuffered: bool) -> io.TextIOWrapper:
