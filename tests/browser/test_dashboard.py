@@ -63,6 +63,18 @@ def job_id_of(page: Any) -> str:
     return str(page.url.rsplit("/", 1)[-1])
 
 
+def play_output_video(page: Any, dashboard_url: str, job_id: str) -> Any:
+    """Open a job's page, and play its output video once it has data (muted: headless autoplay rules) until
+    its time advances; the video's locator."""
+    page.goto(f"{dashboard_url}#/jobs/{job_id}")
+    video = page.locator(".outputs video")
+    video.wait_for()
+    wait_until(lambda: video.evaluate("v => v.readyState"), 20, "the video's data", until=lambda s: s >= 2)
+    video.evaluate("v => { v.muted = true; return v.play(); }")
+    wait_until(lambda: video.evaluate("v => v.currentTime"), 20, "the video to play", until=lambda t: t > 0.2)
+    return video
+
+
 def test_stereo_job_submitted_through_the_form_uploads_with_progress_and_completes(
     page: Any, dashboard_url: str, clip: Path, finished: dict[str, str]
 ) -> None:
@@ -116,17 +128,8 @@ def test_completed_stereo_output_plays_in_the_page_with_an_eye_toggle(
     job_id = finished.get("completed")
     if job_id is None:
         pytest.skip("needs the completed job of the submission test")
-    # Given a completed stereo job's page
-    page.goto(f"{dashboard_url}#/jobs/{job_id}")
-    video = page.locator(".outputs video")
-    video.wait_for()
-
-    # When its video has data and is played (muted: headless autoplay rules)
-    wait_until(lambda: video.evaluate("v => v.readyState"), 20, "the video's data", until=lambda s: s >= 2)
-    video.evaluate("v => { v.muted = true; return v.play(); }")
-
-    # Then it plays: its time advances
-    wait_until(lambda: video.evaluate("v => v.currentTime"), 20, "the video to play", until=lambda t: t > 0.2)
+    # Given a completed stereo job's page  When its video is played  Then it plays: its time advances
+    video = play_output_video(page, dashboard_url, job_id)
     width, height = video.evaluate("v => [v.videoWidth, v.videoHeight]")
     assert width == 2 * 192 and height == 112  # full side-by-side: two eyes of the source's size
 

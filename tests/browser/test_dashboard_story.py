@@ -16,8 +16,7 @@ import requests
 
 from storyflow_local import LocalCloud
 from tests.browser.conftest import Console
-from tests.browser.test_dashboard import job_id_of, open_form
-from tests.support.poll import wait_until
+from tests.browser.test_dashboard import job_id_of, open_form, play_output_video
 
 STORY_TIMEOUT_MS = 300_000
 SCENES = [
@@ -50,6 +49,15 @@ def story_deployed(cloud: LocalCloud) -> None:
 def stories(cloud: LocalCloud) -> dict[str, Any]:
     """What the tests of this module leave behind: the completed story's id and its first children."""
     return {}
+
+
+@pytest.fixture
+def story_id(stories: dict[str, Any]) -> str:
+    """The id of the story the submission test saw completed (the tests after it skip without one)."""
+    story_id = stories.get("completed")
+    if story_id is None:
+        pytest.skip("needs the completed story of the submission test")
+    return str(story_id)
 
 
 def scene_row(page: Any, number: int) -> Any:
@@ -144,23 +152,10 @@ def test_a_two_scene_story_submitted_through_the_form_completes_with_its_scenes_
     stories["children"] = [children_of(page, 0), children_of(page, 1)]
 
 
-def test_the_composed_story_plays_and_downloads(
-    page: Any, dashboard_url: str, stories: dict[str, Any]
-) -> None:
-    story_id = stories.get("completed")
-    if story_id is None:
-        pytest.skip("needs the completed story of the submission test")
-    # Given the completed story's page
-    page.goto(f"{dashboard_url}#/jobs/{story_id}")
-    video = page.locator(".outputs video")
-    video.wait_for()
-
-    # When its video has data and is played (muted: headless autoplay rules)
-    wait_until(lambda: video.evaluate("v => v.readyState"), 20, "the video's data", until=lambda s: s >= 2)
-    video.evaluate("v => { v.muted = true; return v.play(); }")
-
+def test_the_composed_story_plays_and_downloads(page: Any, dashboard_url: str, story_id: str) -> None:
+    # Given the completed story's page  When its video is played
+    video = play_output_video(page, dashboard_url, story_id)
     # Then it plays at 16:9 with a 240-pixel short side (the local stack's StoryShortSide)
-    wait_until(lambda: video.evaluate("v => v.currentTime"), 20, "the video to play", until=lambda t: t > 0.2)
     width, height = video.evaluate("v => [v.videoWidth, v.videoHeight]")
     assert height == 240 and abs(width / height - 16 / 9) < 0.02
     # And its download link gives the MP4 itself
@@ -170,10 +165,9 @@ def test_the_composed_story_plays_and_downloads(
     assert got.status_code == 200 and got.content[4:8] == b"ftyp"
 
 
-def test_a_child_job_links_back_to_its_story(page: Any, dashboard_url: str, stories: dict[str, Any]) -> None:
-    story_id = stories.get("completed")
-    if story_id is None:
-        pytest.skip("needs the completed story of the submission test")
+def test_a_child_job_links_back_to_its_story(
+    page: Any, dashboard_url: str, stories: dict[str, Any], story_id: str
+) -> None:
     # Given the story's page
     page.goto(f"{dashboard_url}#/jobs/{story_id}")
     region = page.get_by_role("region", name="Scenes")
@@ -199,11 +193,8 @@ def test_a_child_job_links_back_to_its_story(page: Any, dashboard_url: str, stor
 
 
 def test_a_refused_regenerate_is_shown_next_to_its_field(
-    page: Any, dashboard_url: str, stories: dict[str, Any], console: Console
+    page: Any, dashboard_url: str, story_id: str, console: Console
 ) -> None:
-    story_id = stories.get("completed")
-    if story_id is None:
-        pytest.skip("needs the completed story of the submission test")
     # Given the completed story's page, and a new narration over the API's 4,000 characters
     console.expect(r"status of 400 .*\[.*/regenerate\]")
     page.goto(f"{dashboard_url}#/jobs/{story_id}")
@@ -227,11 +218,8 @@ def test_a_refused_regenerate_is_shown_next_to_its_field(
 
 
 def test_regenerating_a_scene_follows_the_story_to_its_next_revision(
-    page: Any, dashboard_url: str, stories: dict[str, Any]
+    page: Any, dashboard_url: str, stories: dict[str, Any], story_id: str
 ) -> None:
-    story_id = stories.get("completed")
-    if story_id is None:
-        pytest.skip("needs the completed story of the submission test")
     # Given the completed story's page, recording the statuses it shows
     page.goto(f"{dashboard_url}#/jobs/{story_id}")
     page.locator("#job-status .badge", has_text="completed").wait_for()
