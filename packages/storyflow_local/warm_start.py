@@ -58,7 +58,7 @@ class WarmStart:
         self.sagemaker = sagemaker
         self.lambdas = lambdas
         self._threads: list[threading.Thread] = []
-        self._stopped = threading.Event()
+        self._stopped = False  # under _gc_lock: a freeze after stop() would keep a torn-down heap
         self._gc_lock = threading.Lock()
 
     def install(self) -> None:
@@ -85,7 +85,7 @@ class WarmStart:
         for thread in started:
             thread.join()
         with self._gc_lock:
-            if not self._stopped.is_set():
+            if not self._stopped:
                 gc.collect()
                 gc.freeze()
 
@@ -98,7 +98,7 @@ class WarmStart:
 
     def stop(self) -> None:
         with self._gc_lock:
-            self._stopped.set()
+            self._stopped = True
             gc.unfreeze()
         if self.ctx.launcher is not None:
             self.ctx.launcher.stop()
