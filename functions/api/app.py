@@ -9,8 +9,11 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from storyflow import aws
 from storyflow.api import body_guard, cors, errors, routes
 from storyflow.observability import logger, metrics, tracer
+
+aws.prepare("dynamodb", "s3", "stepfunctions")  # this function's clients, built at init
 
 # A GET emits no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

@@ -5,9 +5,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from storyflow import aws
 from storyflow.expiry import expire_uploads
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
+
+aws.prepare("dynamodb", "s3")  # this function's clients, built at init
 
 
 @logger.inject_lambda_context

@@ -3,9 +3,12 @@
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from storyflow import aws
 from storyflow.inference import AsyncNotification, on_notification
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
+
+aws.prepare("dynamodb", "stepfunctions", "s3")  # this function's clients, built at init
 
 
 @logger.inject_lambda_context

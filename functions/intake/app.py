@@ -8,9 +8,11 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow import intake
+from storyflow import aws, intake
 from storyflow.observability import logger, metrics, tracer
 from storyflow.settings import Settings
+
+aws.prepare("dynamodb", "sqs", "s3", "stepfunctions")  # this function's clients, built at init
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

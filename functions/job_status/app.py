@@ -4,9 +4,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow import job_status
+from storyflow import aws, job_status
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
+
+aws.prepare("dynamodb", "s3", "events", "stepfunctions")  # this function's clients, built at init
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -3,9 +3,12 @@
 from aws_lambda_powertools.utilities.data_classes import S3EventBridgeNotificationEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from storyflow import aws
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
 from storyflow.uploads import on_source_uploaded
+
+aws.prepare("dynamodb", "s3", "stepfunctions")  # this function's clients, built at init
 
 
 @logger.inject_lambda_context(log_event=True)

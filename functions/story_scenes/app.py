@@ -5,8 +5,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from storyflow import aws
 from storyflow.observability import logger, tracer
 from storyflow.story import PlanEnv, PlanEvent, plan
+
+aws.prepare("dynamodb", "s3", "bedrock-runtime")  # this function's clients, built at init
 
 # The event is validated by its pydantic model, as in job_status: Powertools' event_parser does the same
 # validation but imports every built-in event model with it (~0.3x bare boto3 of a cold start).

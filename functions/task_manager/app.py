@@ -8,9 +8,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow import backend
+from storyflow import aws, backend
 from storyflow.api import cors, errors
 from storyflow.observability import logger, tracer
+
+aws.prepare("dynamodb", "ecs", "ec2")  # this function's clients, built at init
 
 app = APIGatewayRestResolver(enable_validation=True, cors=cors.dashboard_cors())
 errors.register(

@@ -6,8 +6,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SNSEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from storyflow import backend
+from storyflow import aws, backend
 from storyflow.observability import logger, tracer
+
+aws.prepare("dynamodb", "ecs", "cloudwatch")  # this function's clients, built at init
 
 
 @logger.inject_lambda_context

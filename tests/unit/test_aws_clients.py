@@ -61,3 +61,32 @@ def test_each_service_region_and_endpoint_has_its_own_client(session: SlowSessio
     assert len({id(client) for client in [first, *others]}) == 4
     assert aws._client("dynamodb", "us-east-1", None) is first
     assert len(session.built) == 4
+
+
+def test_prepare_builds_a_handlers_clients_at_init_for_its_lookups(
+    session: SlowSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function's init environment (Lambda always sets AWS_REGION)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    # When its module prepares its clients
+    aws.prepare("dynamodb", "s3")
+    # Then they are built, and the handler's lookups find them without building more
+    assert [service for service, _ in session.built] == ["dynamodb", "s3"]
+    assert aws.client("s3") is session.built[1][1]
+    assert aws.table("jobs").meta.client is session.built[0][1]
+    assert len(session.built) == 2
+    # and a lookup under another endpoint (a test's emulator) gets a client of its own
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4567")
+    assert aws.client("s3") is not session.built[1][1]
+
+
+def test_prepare_without_a_region_leaves_the_clients_to_their_first_use(
+    session: SlowSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an environment with no region (a module imported by a test before its environment is set)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    # When the module prepares its clients  Then none is built
+    aws.prepare("dynamodb", "s3")
+    assert session.built == []

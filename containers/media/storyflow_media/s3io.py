@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,9 @@ LIFECYCLE_TAG = ("storyflow-lifecycle", "expire-intermediate")
 MP4 = "video/mp4"
 M4A = "audio/mp4"
 WORKERS = 8
+#: Below this size a file moves in one request (s3transfer's own multipart threshold); above it, s3transfer's
+#: parallel ranged GETs and multipart uploads move it.
+SINGLE_REQUEST_BYTES = 8 * 1024 * 1024
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=WORKERS * 2)
 
 T = TypeVar("T")
@@ -69,12 +73,35 @@ def _missing(exc: ClientError) -> bool:
 def download(s3: Any, bucket: str, key: str, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        s3.download_file(bucket, key, str(path))
+        _fetch(s3, bucket, key, path)
     except ClientError as exc:
         if _missing(exc):
             raise MissingObject(f"{uri(bucket, key)} does not exist") from None
         raise
     return path
+
+
+def _fetch(s3: Any, bucket: str, key: str, path: Path) -> None:
+    """One GET of the object's first SINGLE_REQUEST_BYTES: an object no larger (a segment) is then whole, in
+    one request, where `download_file` makes two (HEAD, GET) on a new thread pool; a larger one (a source)
+    is fetched by `download_file`, the first GET's body closed unread. An empty object has no byte 0 (S3
+    answers InvalidRange): `download_file` fetches it."""
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SINGLE_REQUEST_BYTES - 1}")
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidRange":
+            raise
+        s3.download_file(bucket, key, str(path))
+        return
+    body = answer["Body"]
+    # "bytes 0-99/100"; without a ContentRange the store sent the whole object (a 200)
+    total = int(str(answer.get("ContentRange") or f"/{answer['ContentLength']}").rpartition("/")[2])
+    if total > SINGLE_REQUEST_BYTES:
+        body.close()
+        s3.download_file(bucket, key, str(path))
+        return
+    with body, path.open("wb") as handle:
+        shutil.copyfileobj(body, handle, 1024 * 1024)
 
 
 def upload(
@@ -84,7 +111,11 @@ def upload(
     extra = {"ContentType": content_type}
     if intermediate:
         extra["Tagging"] = "=".join(LIFECYCLE_TAG)
-    s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+    if path.stat().st_size <= SINGLE_REQUEST_BYTES:  # one PutObject, without s3transfer's thread pool
+        with path.open("rb") as body:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+    else:
+        s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from storyflow_serving.errors import InputNotFound, InvalidRequest, StorageError
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+
+#: Below this size an object moves in one request (s3transfer's own multipart threshold); above it,
+#: s3transfer's parallel ranged GETs and multipart uploads move it.
+SINGLE_REQUEST_BYTES = 8 * 1024 * 1024
 
 
 def parse_s3_uri(uri: Any, field: str = "uri") -> tuple[str, str]:
@@ -43,7 +48,7 @@ def download(client: Any, uri: str, dest: Path) -> Path:
 
     bucket, key = parse_s3_uri(uri, "input_uri")
     try:
-        client.download_file(bucket, key, str(dest))
+        _fetch(client, bucket, key, dest)
     except ClientError as exc:
         if _code(exc) in _NOT_FOUND:
             raise InputNotFound(f"input not found: {uri} ({_code(exc)})") from exc
@@ -51,6 +56,31 @@ def download(client: Any, uri: str, dest: Path) -> Path:
     except BotoCoreError as exc:
         raise StorageError(f"reading {uri} failed: {exc}") from exc
     return dest
+
+
+def _fetch(client: Any, bucket: str, key: str, dest: Path) -> None:
+    """One GET of the object's first SINGLE_REQUEST_BYTES: an object no larger (a segment) is then whole,
+    in one request, where `download_file` makes two (HEAD, GET) on a new thread pool; a larger one is
+    fetched by `download_file`, and the first GET's body is closed unread. An empty object has no byte 0
+    (S3 answers InvalidRange): `download_file` fetches it."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{SINGLE_REQUEST_BYTES - 1}")
+    except ClientError as exc:
+        if _code(exc) != "InvalidRange":
+            raise
+        client.download_file(bucket, key, str(dest))
+        return
+    body = answer["Body"]
+    # "bytes 0-99/100"; without a ContentRange the store sent the whole object (a 200)
+    total = int(str(answer.get("ContentRange") or f"/{answer['ContentLength']}").rpartition("/")[2])
+    if total > SINGLE_REQUEST_BYTES:
+        body.close()
+        client.download_file(bucket, key, str(dest))
+        return
+    with body, dest.open("wb") as handle:
+        shutil.copyfileobj(body, handle, 1024 * 1024)
 
 
 #: The tag of intermediates: the buckets' lifecycle rule expires them after a day.
@@ -71,7 +101,11 @@ def upload(
     bucket, key = parse_s3_uri(uri, "output_uri")
     extra = {"ContentType": content_type, **({"Tagging": tagging} if tagging else {})}
     try:
-        client.upload_file(str(src), bucket, key, ExtraArgs=extra)
+        if src.stat().st_size <= SINGLE_REQUEST_BYTES:  # one PutObject, without s3transfer's thread pool
+            with src.open("rb") as body:
+                client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+        else:
+            client.upload_file(str(src), bucket, key, ExtraArgs=extra)
     except (ClientError, BotoCoreError, S3UploadFailedError) as exc:  # upload_file wraps ClientError
         raise StorageError(f"writing {uri} failed: {exc}") from exc
 

@@ -71,3 +71,53 @@ def test_json_round_trips(s3: Any) -> None:
     s3io.put_json(s3, f"s3://{BUCKET}/r.json", {"a": [1, 2]})
     assert s3io.get_json(s3, f"s3://{BUCKET}/r.json") == {"a": [1, 2]}
     assert s3.head_object(Bucket=BUCKET, Key="r.json")["ContentType"] == "application/json"
+
+
+def _calls(client: Any) -> list[str]:
+    """The operation names `client` sends from now on."""
+    sent: list[str] = []
+    client.meta.events.register("before-call.s3.*", lambda model, **_: sent.append(model.name))
+    return sent
+
+
+def test_a_small_object_moves_in_one_request_each_way(s3: Any, tmp_path: Path) -> None:
+    # Given a segment-sized file
+    src = tmp_path / "seg.mp4"
+    src.write_bytes(b"v" * 5000)
+    sent = _calls(s3)
+    # When it is uploaded with the intermediate tag, then downloaded
+    s3io.upload(s3, src, f"s3://{BUCKET}/seg.mp4", "video/mp4", tagging=s3io.INTERMEDIATE_TAGGING)
+    got = s3io.download(s3, f"s3://{BUCKET}/seg.mp4", tmp_path / "back.mp4")
+    # Then one PutObject and one GetObject moved it, with its type and tag
+    assert sent == ["PutObject", "GetObject"]
+    assert got.read_bytes() == src.read_bytes()
+    assert s3.head_object(Bucket=BUCKET, Key="seg.mp4")["ContentType"] == "video/mp4"
+    tags = s3.get_object_tagging(Bucket=BUCKET, Key="seg.mp4")["TagSet"]
+    assert tags == [{"Key": "storyflow-lifecycle", "Value": "expire-intermediate"}]
+
+
+def test_an_object_over_the_threshold_moves_whole_through_s3transfer(
+    s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a threshold smaller than the file
+    monkeypatch.setattr(s3io, "SINGLE_REQUEST_BYTES", 1000)
+    src = tmp_path / "big.mp4"
+    src.write_bytes(bytes(range(256)) * 20)
+    sent = _calls(s3)
+    # When it is uploaded and downloaded
+    s3io.upload(s3, src, f"s3://{BUCKET}/big.mp4", "video/mp4", tagging=s3io.INTERMEDIATE_TAGGING)
+    got = s3io.download(s3, f"s3://{BUCKET}/big.mp4", tmp_path / "back.mp4")
+    # Then every byte arrived: the first ranged GET was only a probe, s3transfer fetched the object
+    assert got.read_bytes() == src.read_bytes()
+    assert sent[0] == "PutObject" and sent[1] == "GetObject" and "HeadObject" in sent[2:]
+    assert s3.get_object_tagging(Bucket=BUCKET, Key="big.mp4")["TagSet"][0]["Value"] == "expire-intermediate"
+
+
+def test_an_empty_object_downloads_as_an_empty_file(s3: Any, tmp_path: Path) -> None:
+    # Given an empty object (S3 refuses a range on it: InvalidRange)
+    s3.put_object(Bucket=BUCKET, Key="empty.bin", Body=b"")
+    # When it is downloaded over an existing file
+    dest = tmp_path / "out.bin"
+    dest.write_bytes(b"stale")
+    # Then the file is empty
+    assert s3io.download(s3, f"s3://{BUCKET}/empty.bin", dest).read_bytes() == b""
