@@ -8,6 +8,9 @@ import urllib.request
 from typing import Any
 
 import boto3
+import moto.core.responses
+import moto.core.utils
+import moto.dynamodb.responses
 import pytest
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback,
@@ -234,3 +237,96 @@ def test_a_stopped_warm_start_gives_its_heap_back_to_the_collector() -> None:
     # and a background start that finishes after the stop freezes nothing
     start._freeze([])
     assert gc.get_freeze_count() == 0
+
+
+def _answers(calls: list[tuple[Any, str, dict[str, Any]]]) -> list[Any]:
+    """Each call's answer without its per-request metadata (request id, retries)."""
+    return [
+        {k: v for k, v in getattr(client, operation)(**kwargs).items() if k != "ResponseMetadata"}
+        for client, operation, kwargs in calls
+    ]
+
+
+def test_moto_answers_the_same_with_its_per_request_work_done_once() -> None:
+    from moto import mock_aws
+
+    from storyflow_local import moto_speed
+    from storyflow_local.patching import Patches
+
+    with mock_aws():
+        # Given resources whose answers moto serializes from dicts (DynamoDB) and from model objects
+        # (Step Functions, SQS, SNS, DynamoDB's table description)
+        region = {"region_name": "us-east-1"}
+        ddb, sfn = boto3.client("dynamodb", **region), boto3.client("stepfunctions", **region)
+        sqs, sns = boto3.client("sqs", **region), boto3.client("sns", **region)
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName="t", Item={"k": {"S": "a"}, "m": {"M": {"n": {"N": "1"}, "l": {"L": []}}}})
+        machine = sfn.create_state_machine(
+            name="m",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::123456789012:role/r",
+        )["stateMachineArn"]
+        queue = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "7"})["QueueUrl"]
+        topic = sns.create_topic(Name="n")["TopicArn"]
+        calls: list[tuple[Any, str, dict[str, Any]]] = [
+            (ddb, "get_item", {"TableName": "t", "Key": {"k": {"S": "a"}}}),
+            (ddb, "describe_table", {"TableName": "t"}),
+            (sfn, "describe_state_machine", {"stateMachineArn": machine}),
+            (sfn, "list_state_machines", {}),
+            (sqs, "get_queue_attributes", {"QueueUrl": queue, "AttributeNames": ["All"]}),
+            (sns, "get_topic_attributes", {"TopicArn": topic}),
+        ]
+        plain = _answers(calls)
+        # When the same reads are answered with the method lists, request ids and attribute keys done once
+        patches = Patches()
+        moto_speed.install(patches)
+        try:
+            once, again = _answers(calls), _answers(calls)
+            listed = moto.core.responses.method_names_from_class(moto.dynamodb.responses.DynamoHandler)
+            ids = {moto.core.responses.gen_amzn_requestid_long() for _ in range(50)}
+        finally:
+            patches.undo()
+    # Then every answer is the same, the first time and from what was remembered
+    assert once == plain and again == plain
+    # and a handler's methods, and request ids of 52 letters and digits, one per request, are as moto's
+    assert listed == moto.core.utils.method_names_from_class(moto.dynamodb.responses.DynamoHandler)
+    assert len(ids) == 50 and all(len(i) == 52 and i.isalnum() and i.isascii() for i in ids)
+
+
+def test_remembered_attribute_keys_are_per_shape_and_parent() -> None:
+    from moto.core.model import ShapeResolver
+    from moto.core.serialize import AttributePickerContext, XFormedAttributePicker
+
+    from storyflow_local import moto_speed
+
+    # Given one member name under two structures: under `Topic` it may be read as `name` (moto drops the
+    # structure's name from a member's), under `Queue` it may not
+    member = {"TopicName": {"shape": "String"}}
+    resolver = ShapeResolver(
+        {
+            "String": {"type": "string"},
+            "Topic": {"type": "structure", "members": member},
+            "Queue": {"type": "structure", "members": member},
+        }
+    )
+    picker = XFormedAttributePicker()
+    picker.get_possible_keys = moto_speed.remembered_keys(XFormedAttributePicker.get_possible_keys).__get__(
+        picker
+    )
+
+    class Model:
+        name = "the topic's name"
+
+    def pick(parent_name: str) -> Any:
+        parent = resolver.get_shape_by_name(parent_name)
+        shape = parent.members["TopicName"]
+        shape.parent = parent  # as moto's serializer sets it
+        return picker(AttributePickerContext(obj=Model(), key="TopicName", shape=shape))
+
+    # When the attribute is picked under each, twice  Then each answer is its structure's, remembered or not
+    assert [pick("Topic"), pick("Queue"), pick("Topic"), pick("Queue")] == ["the topic's name", None] * 2

@@ -236,3 +236,41 @@ def test_a_rotated_source_renders_upright(engine: DepthWarpEngine, tmp_path: Pat
         left = frame.to_ndarray(format="gray")[:, :48].astype(float)
     quadrants = [left[:32, :24].mean(), left[:32, 24:].mean(), left[32:, :24].mean(), left[32:, 24:].mean()]
     assert quadrants[0] > 150 and max(quadrants[1:]) < 120, quadrants
+
+
+def test_depthwarp_renders_below_720p_on_one_opencv_thread_and_720p_on_the_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+    from storyflow_stereo.engines import depthwarp
+    from storyflow_stereo.video import write_test_clip
+
+    # Given OpenCV's pool with four threads, and a renderer that notes the threads each frame gets
+    monkeypatch.setattr(depthwarp, "_POOL_THREADS", 4)
+    seen: list[int] = []
+    render = depthwarp.FrameRenderer.render_i420
+
+    def noting(
+        self: depthwarp.FrameRenderer, planes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        seen.append(cv2.getNumThreads())
+        return render(self, planes)
+
+    monkeypatch.setattr(depthwarp.FrameRenderer, "render_i420", noting)
+    before = cv2.getNumThreads()
+    small: list[int] = []
+    try:
+        engine = DepthWarpEngine(preset="ultrafast")
+        # When a 160x96 clip, then a 1280x720 one, is rendered
+        engine.render_file(
+            write_test_clip(tmp_path / "s.mp4", 160, 96, 2), tmp_path / "s3d.mp4", StereoParams()
+        )
+        small = list(seen)
+        engine.render_file(
+            write_test_clip(tmp_path / "l.mp4", 1280, 720, 2), tmp_path / "l3d.mp4", StereoParams()
+        )
+    finally:
+        cv2.setNumThreads(before)
+    # Then the small clip's frames ran on one thread, the 720p clip's on the pool
+    assert small == [1, 1]
+    assert seen[2:] == [4, 4]
