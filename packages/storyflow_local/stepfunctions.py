@@ -92,6 +92,12 @@ def _boto_service_name(sdk_name: str) -> str:
     return sdk_name
 
 
+def interpreter_client(ctx: LocalContext, service: str, region: str | None = None) -> Any:
+    """The client Step Functions' integrations call `service` with (its SDK or boto3 name): no parameter
+    validation, no retries (the state's Retry is the retry), one per service and region."""
+    return ctx.clients.get(_boto_service_name(service), region, validate=False, retries=False)
+
+
 def _normalise_parameters(
     self: Any,
     parameters: dict[str, Any],
@@ -374,7 +380,7 @@ class StepFunctionsAdapter:
         return answer
 
     def client_for(self, region: str, service: str, state_credentials: Any = None) -> Any:
-        return self.ctx.clients.get(_boto_service_name(service), region, validate=False, retries=False)
+        return interpreter_client(self.ctx, service, region)
 
     def install(self) -> None:
         import sys

@@ -330,3 +330,74 @@ def test_remembered_attribute_keys_are_per_shape_and_parent() -> None:
 
     # When the attribute is picked under each, twice  Then each answer is its structure's, remembered or not
     assert [pick("Topic"), pick("Queue"), pick("Topic"), pick("Queue")] == ["the topic's name", None] * 2
+
+
+def test_task_services_are_read_from_every_task_state_of_a_definition() -> None:
+    from storyflow_local.warm_start import task_services
+
+    # Given definitions with Task states at the top, in a Map's item processor and its reader, in a branch
+    first = {
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem", "Next": "M"},
+            "M": {
+                "Type": "Map",
+                "ItemReader": {"Resource": "arn:aws:states:::s3:getObject"},
+                "ItemProcessor": {
+                    "StartAt": "I",
+                    "States": {
+                        "I": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True}
+                    },
+                },
+                "End": True,
+            },
+        },
+    }
+    second = {
+        "StartAt": "P",
+        "States": {
+            "P": {
+                "Type": "Parallel",
+                "Branches": [
+                    {
+                        "StartAt": "S",
+                        "States": {
+                            "S": {
+                                "Type": "Task",
+                                "Resource": "arn:aws:states:::aws-sdk:sagemakerruntime:invokeEndpointAsync",
+                                "End": True,
+                            }
+                        },
+                    }
+                ],
+                "Next": "D",
+            },
+            "D": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem", "End": True},
+        },
+    }
+    # When their services are listed  Then each appears once, by its name in the ARN; a broken one is skipped
+    definitions = [json.dumps(first), "{not json", json.dumps(second)]
+    assert task_services(definitions) == ["dynamodb", "s3", "lambda", "sagemakerruntime"]
+
+
+def test_the_interpreters_clients_are_built_at_deploy(
+    app_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storyflow_local.stepfunctions import interpreter_client
+
+    # Given the fixture app deployed and its background start done
+    assert app_cloud.wait_until_warm(60)
+
+    # When its Task states' services are asked for their interpreter clients, building none is allowed
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"client {args} built at request time")
+
+    monkeypatch.setattr(app_cloud.ctx.clients._session, "client", refuse)
+    # Then each is there already, the one a task gets
+    clients = [interpreter_client(app_cloud.ctx, s) for s in ("sagemakerruntime", "ecs", "lambda", "s3")]
+    assert [c.meta.service_model.service_name for c in clients] == [
+        "sagemaker-runtime",
+        "ecs",
+        "lambda",
+        "s3",
+    ]
