@@ -13,7 +13,7 @@ from storyflow import aws
 from storyflow.api import body_guard, cors, errors, routes
 from storyflow.observability import logger, metrics, tracer
 
-aws.prepare("dynamodb", "s3", "stepfunctions")  # this function's clients, built at init
+aws.prepare("dynamodb")  # the clients every invocation uses, built at init
 
 # A GET emits no metric; that is expected, not worth a warning per request.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)

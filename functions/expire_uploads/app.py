@@ -10,7 +10,7 @@ from storyflow.expiry import expire_uploads
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
 
-aws.prepare("dynamodb", "s3")  # this function's clients, built at init
+aws.prepare("dynamodb")  # the clients every invocation uses, built at init
 
 
 @logger.inject_lambda_context

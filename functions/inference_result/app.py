@@ -8,7 +8,7 @@ from storyflow.inference import AsyncNotification, on_notification
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
 
-aws.prepare("dynamodb", "stepfunctions", "s3")  # this function's clients, built at init
+aws.prepare("dynamodb", "stepfunctions")  # the clients every invocation uses, built at init
 
 
 @logger.inject_lambda_context

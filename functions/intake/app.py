@@ -12,7 +12,7 @@ from storyflow import aws, intake
 from storyflow.observability import logger, metrics, tracer
 from storyflow.settings import Settings
 
-aws.prepare("dynamodb", "sqs", "s3", "stepfunctions")  # this function's clients, built at init
+aws.prepare("dynamodb", "stepfunctions")  # the clients every invocation uses, built at init
 
 processor = BatchProcessor(event_type=EventType.SQS)
 

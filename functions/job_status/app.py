@@ -8,7 +8,7 @@ from storyflow import aws, job_status
 from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
 
-aws.prepare("dynamodb", "s3", "events", "stepfunctions")  # this function's clients, built at init
+aws.prepare("dynamodb", "s3", "events")  # the clients every invocation uses, built at init
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -8,7 +8,7 @@ from storyflow.observability import logger, tracer
 from storyflow.settings import Settings
 from storyflow.uploads import on_source_uploaded
 
-aws.prepare("dynamodb", "s3", "stepfunctions")  # this function's clients, built at init
+aws.prepare("dynamodb", "s3", "stepfunctions")  # the clients every invocation uses, built at init
 
 
 @logger.inject_lambda_context(log_event=True)

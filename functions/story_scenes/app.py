@@ -9,7 +9,7 @@ from storyflow import aws
 from storyflow.observability import logger, tracer
 from storyflow.story import PlanEnv, PlanEvent, plan
 
-aws.prepare("dynamodb", "s3", "bedrock-runtime")  # this function's clients, built at init
+aws.prepare("dynamodb", "s3")  # the clients every invocation uses, built at init
 
 # The event is validated by its pydantic model, as in job_status: Powertools' event_parser does the same
 # validation but imports every built-in event model with it (~0.3x bare boto3 of a cold start).

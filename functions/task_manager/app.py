@@ -12,7 +12,7 @@ from storyflow import aws, backend
 from storyflow.api import cors, errors
 from storyflow.observability import logger, tracer
 
-aws.prepare("dynamodb", "ecs", "ec2")  # this function's clients, built at init
+aws.prepare("dynamodb", "ecs")  # the clients every invocation uses, built at init
 
 app = APIGatewayRestResolver(enable_validation=True, cors=cors.dashboard_cors())
 errors.register(

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from storyflow import aws, backend
 from storyflow.observability import logger, tracer
 
-aws.prepare("dynamodb", "ecs", "cloudwatch")  # this function's clients, built at init
+aws.prepare("dynamodb", "ecs")  # the clients every invocation uses, built at init
 
 
 @logger.inject_lambda_context

@@ -45,8 +45,10 @@ def client(service: str) -> Any:
 
 
 def prepare(*services: str) -> None:
-    """Builds a handler's clients during its init, as AWS advises (Lambda runs init once per execution
-    environment, before the first request; a client costs 50-200 ms, most of it in the session's first).
+    """Builds the clients every invocation of a handler uses during its init, as AWS advises (Lambda runs
+    init once per execution environment, before its first request; a client costs 10-200 ms, most in a
+    session's first). A client only some invocations use is left to its first use: init is billed and
+    delays the first request, for a client that invocation may not need.
 
     Invariant: it only fills the cache `client()` reads, for the init environment's region and endpoint;
     a lookup made under another environment (a test's) still builds its own client. Without a region in the
