@@ -31,6 +31,7 @@ carries its own aliases in a `Meta`: those are always worked out anew).
 
 from __future__ import annotations
 
+import functools
 import string
 import threading
 from collections.abc import Callable, Iterable
@@ -147,6 +148,7 @@ def remembered_keys(original: Callable[[Any, Any], Iterable[str]]) -> Callable[[
 
     known: dict[tuple[type, str, int, int], tuple[Any, Any, tuple[str, ...]]] = {}
 
+    @functools.wraps(original)
     def get_possible_keys(picker: Any, context: Any) -> Iterable[str]:
         obj, shape = context.obj, context.shape
         if picker.alias_providers is not DEFAULT_ALIAS_PROVIDERS or hasattr(obj, "Meta"):

@@ -247,51 +247,54 @@ def _answers(calls: list[tuple[Any, str, dict[str, Any]]]) -> list[Any]:
     ]
 
 
-def test_moto_answers_the_same_with_its_per_request_work_done_once() -> None:
-    from moto import mock_aws
+def test_moto_answers_the_same_with_its_per_request_work_done_once(
+    app_cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
 
-    from storyflow_local import moto_speed
-    from storyflow_local.patching import Patches
+    from moto.core.serialize import XFormedAttributePicker
+    from moto.utilities.aws_headers import gen_amzn_requestid_long
 
-    with mock_aws():
-        # Given resources whose answers moto serializes from dicts (DynamoDB) and from model objects
-        # (Step Functions, SQS, SNS, DynamoDB's table description)
-        region = {"region_name": "us-east-1"}
-        ddb, sfn = boto3.client("dynamodb", **region), boto3.client("stepfunctions", **region)
-        sqs, sns = boto3.client("sqs", **region), boto3.client("sns", **region)
-        ddb.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        ddb.put_item(TableName="t", Item={"k": {"S": "a"}, "m": {"M": {"n": {"N": "1"}, "l": {"L": []}}}})
-        machine = sfn.create_state_machine(
-            name="m",
-            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
-            roleArn="arn:aws:iam::123456789012:role/r",
-        )["stateMachineArn"]
-        queue = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "7"})["QueueUrl"]
-        topic = sns.create_topic(Name="n")["TopicArn"]
+    # Given resources whose answers moto serializes from dicts (DynamoDB's items) and from model objects
+    # (Step Functions, SQS, SNS, DynamoDB's table description), in the local cloud (its moto patched)
+    name = f"speed-{uuid.uuid4().hex[:8]}"
+    ddb, sfn, sqs, sns = (app_cloud.client(s) for s in ("dynamodb", "stepfunctions", "sqs", "sns"))
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    queue = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "7"})["QueueUrl"]
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    try:
+        ddb.put_item(TableName=name, Item={"k": {"S": "a"}, "m": {"M": {"n": {"N": "1"}, "l": {"L": []}}}})
+        machine = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
         calls: list[tuple[Any, str, dict[str, Any]]] = [
-            (ddb, "get_item", {"TableName": "t", "Key": {"k": {"S": "a"}}}),
-            (ddb, "describe_table", {"TableName": "t"}),
+            (ddb, "get_item", {"TableName": name, "Key": {"k": {"S": "a"}}}),
+            (ddb, "describe_table", {"TableName": name}),
             (sfn, "describe_state_machine", {"stateMachineArn": machine}),
             (sfn, "list_state_machines", {}),
             (sqs, "get_queue_attributes", {"QueueUrl": queue, "AttributeNames": ["All"]}),
             (sns, "get_topic_attributes", {"TopicArn": topic}),
         ]
+        # When they are read with the method lists, request ids and attribute keys done once, twice
+        once, again = _answers(calls), _answers(calls)
+        listed = moto.core.responses.method_names_from_class(moto.dynamodb.responses.DynamoHandler)
+        ids = {moto.core.responses.gen_amzn_requestid_long() for _ in range(50)}
+        # and then with moto's own code
+        monkeypatch.setattr(
+            moto.core.responses, "method_names_from_class", moto.core.utils.method_names_from_class
+        )
+        monkeypatch.setattr(moto.core.responses, "gen_amzn_requestid_long", gen_amzn_requestid_long)
+        remembered = XFormedAttributePicker.get_possible_keys
+        monkeypatch.setattr(XFormedAttributePicker, "get_possible_keys", remembered.__wrapped__)
         plain = _answers(calls)
-        # When the same reads are answered with the method lists, request ids and attribute keys done once
-        patches = Patches()
-        moto_speed.install(patches)
-        try:
-            once, again = _answers(calls), _answers(calls)
-            listed = moto.core.responses.method_names_from_class(moto.dynamodb.responses.DynamoHandler)
-            ids = {moto.core.responses.gen_amzn_requestid_long() for _ in range(50)}
-        finally:
-            patches.undo()
-    # Then every answer is the same, the first time and from what was remembered
+    finally:
+        ddb.delete_table(TableName=name)
+        sqs.delete_queue(QueueUrl=queue)
+        sns.delete_topic(TopicArn=topic)
+    # Then every answer is moto's own, the first time and from what was remembered
     assert once == plain and again == plain
     # and a handler's methods, and request ids of 52 letters and digits, one per request, are as moto's
     assert listed == moto.core.utils.method_names_from_class(moto.dynamodb.responses.DynamoHandler)
