@@ -77,6 +77,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         template=ROOT / "template.yaml", state_file=state, parameters=dict(STACK_PARAMETERS)
     )
     with LocalCloud(config) as started:
+        # Every Lambda init (Powertools' Logger binds sys.stdout as it is then) runs in this setup, not while
+        # pytest swaps sys.stdout between phases: a function initialised then would log past the cloud's
+        # function log, which the tests read.
+        started.wait_until_warm(120)
         yield started
 
 

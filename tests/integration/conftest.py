@@ -110,6 +110,10 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud
         parameters=dict(STACK_PARAMETERS),
     )
     with LocalCloud(config) as cloud:
+        # Every Lambda init (Powertools' Logger binds sys.stdout as it is then) runs in this setup, not while
+        # pytest swaps sys.stdout between phases: a function initialised then would log past the cloud's
+        # function log, which the tests read.
+        cloud.wait_until_warm(120)
         yield cloud
 
 
