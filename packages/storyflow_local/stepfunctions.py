@@ -20,7 +20,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from storyflow_local import sfn_lifecycle, sfn_nested
@@ -315,22 +315,24 @@ def normalise_definition(definition: str) -> str:
     except ValueError:
         return definition  # let the interpreter report it
     changed = False
-
-    def walk(node: Any) -> None:
-        nonlocal changed
-        if isinstance(node, dict):
-            value = node.get("ToleratedFailurePercentage")
-            if isinstance(value, int) and not isinstance(value, bool):
-                node["ToleratedFailurePercentage"] = float(value)
-                changed = True
-            for child in node.values():
-                walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(document)
+    for node in json_objects(document):
+        value = node.get("ToleratedFailurePercentage")
+        if isinstance(value, int) and not isinstance(value, bool):
+            node["ToleratedFailurePercentage"] = float(value)
+            changed = True
     return json.dumps(document) if changed else definition
+
+
+def json_objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in a parsed document (an ASL definition), outermost first; each may be changed in
+    place as it is yielded (its children are read after)."""
+    if isinstance(node, dict):
+        yield node
+        for child in node.values():
+            yield from json_objects(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from json_objects(child)
 
 
 class StepFunctionsAdapter:

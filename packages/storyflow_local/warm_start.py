@@ -32,7 +32,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from storyflow_local import moto_speed
 from storyflow_local.context import LocalContext
@@ -63,25 +63,19 @@ _INTEGRATION = "arn:aws:states:::"
 def task_services(definitions: Iterable[str]) -> list[str]:
     """The services the Task states of these ASL definitions integrate with, by their names in the ARN
     (`arn:aws:states:::ecs:runTask.sync` -> ecs, `arn:aws:states:::aws-sdk:s3:getObject` -> s3)."""
-    found: list[str] = []
+    from storyflow_local.stepfunctions import json_objects
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
+    found: list[str] = []
+    for definition in definitions:
+        try:
+            document = json.loads(definition)
+        except ValueError:
+            continue  # moto refuses it when it runs
+        for node in json_objects(document):
             resource = node.get("Resource")
             if isinstance(resource, str) and resource.startswith(_INTEGRATION):
                 parts = resource[len(_INTEGRATION) :].split(":")
                 found.append(parts[1] if parts[0] == "aws-sdk" and len(parts) > 1 else parts[0])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for definition in definitions:
-        try:
-            walk(json.loads(definition))
-        except ValueError:
-            continue  # moto refuses it when it runs
     return list(dict.fromkeys(found))
 
 

@@ -12,6 +12,8 @@ from moto import mock_aws
 from storyflow_media import s3io
 from storyflow_media.errors import MissingObject
 
+from tests.support.calls import operations_sent
+
 BUCKET = "media-transfers"
 
 
@@ -23,18 +25,11 @@ def s3() -> Iterator[Any]:
         yield client
 
 
-def _calls(client: Any) -> list[str]:
-    """The operation names `client` sends from now on."""
-    sent: list[str] = []
-    client.meta.events.register("before-call.s3.*", lambda model, **_: sent.append(model.name))
-    return sent
-
-
 def test_a_segment_moves_in_one_request_each_way_with_its_tag(s3: Any, tmp_path: Path) -> None:
     # Given a segment-sized file
     src = tmp_path / "seg.mp4"
     src.write_bytes(b"s" * 4000)
-    sent = _calls(s3)
+    sent = operations_sent(s3)
     # When it is written as an intermediate and read back
     s3io.upload(s3, src, BUCKET, "segments/00000.mp4", intermediate=True)
     back = s3io.download(s3, BUCKET, "segments/00000.mp4", tmp_path / "dl" / "seg.mp4")
@@ -54,7 +49,7 @@ def test_a_file_over_the_threshold_moves_whole_through_s3transfer(
     src = tmp_path / "source.mp4"
     src.write_bytes(bytes(range(256)) * 30)
     s3io.upload(s3, src, BUCKET, "input/source.mp4")
-    sent = _calls(s3)
+    sent = operations_sent(s3)
     # When it is downloaded
     back = s3io.download(s3, BUCKET, "input/source.mp4", tmp_path / "back.mp4")
     # Then every byte arrived: the ranged GET was a probe, s3transfer fetched the object

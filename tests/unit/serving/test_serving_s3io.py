@@ -11,6 +11,8 @@ from moto import mock_aws
 from storyflow_serving import s3io
 from storyflow_serving.errors import InputNotFound, InvalidRequest, StorageError
 
+from tests.support.calls import operations_sent
+
 BUCKET = "serving-test"
 
 
@@ -73,18 +75,11 @@ def test_json_round_trips(s3: Any) -> None:
     assert s3.head_object(Bucket=BUCKET, Key="r.json")["ContentType"] == "application/json"
 
 
-def _calls(client: Any) -> list[str]:
-    """The operation names `client` sends from now on."""
-    sent: list[str] = []
-    client.meta.events.register("before-call.s3.*", lambda model, **_: sent.append(model.name))
-    return sent
-
-
 def test_a_small_object_moves_in_one_request_each_way(s3: Any, tmp_path: Path) -> None:
     # Given a segment-sized file
     src = tmp_path / "seg.mp4"
     src.write_bytes(b"v" * 5000)
-    sent = _calls(s3)
+    sent = operations_sent(s3)
     # When it is uploaded with the intermediate tag, then downloaded
     s3io.upload(s3, src, f"s3://{BUCKET}/seg.mp4", "video/mp4", tagging=s3io.INTERMEDIATE_TAGGING)
     got = s3io.download(s3, f"s3://{BUCKET}/seg.mp4", tmp_path / "back.mp4")
@@ -103,7 +98,7 @@ def test_an_object_over_the_threshold_moves_whole_through_s3transfer(
     monkeypatch.setattr(s3io, "SINGLE_REQUEST_BYTES", 1000)
     src = tmp_path / "big.mp4"
     src.write_bytes(bytes(range(256)) * 20)
-    sent = _calls(s3)
+    sent = operations_sent(s3)
     # When it is uploaded and downloaded
     s3io.upload(s3, src, f"s3://{BUCKET}/big.mp4", "video/mp4", tagging=s3io.INTERMEDIATE_TAGGING)
     got = s3io.download(s3, f"s3://{BUCKET}/big.mp4", tmp_path / "back.mp4")
