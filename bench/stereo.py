@@ -93,9 +93,6 @@ def _executions_ended(cloud: Any, machine_arn: str) -> bool:
 
 def orchestration_overhead(segments: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    # moto's ASL parser warns on every execution that ToleratedFailurePercentage has no effect: the local
-    # cloud applies it (as `storyflow-local` does, the warning is left out)
-    logging.getLogger("moto.stepfunctions.parser.asl.parse.preprocessor").setLevel(logging.ERROR)
     from storyflow_local import LocalCloud, LocalCloudConfig
     from storyflow_local.samples import make_clip
 

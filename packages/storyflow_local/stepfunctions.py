@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import time
 import uuid
@@ -308,6 +309,15 @@ def _map_run_with_tolerance(original: Callable[..., None]) -> Callable[..., None
     return _map_run
 
 
+_APPLIED_HERE = ("ToleratedFailureCount declarations", "ToleratedFailurePercentage declarations")
+
+
+def _not_applied_warning(record: logging.LogRecord) -> bool:
+    """False for moto's parser warning that a Map's tolerated failures have no effect: here they have
+    (`_map_run_with_tolerance`), so the warning, logged for every execution, would be wrong."""
+    return not record.getMessage().startswith(_APPLIED_HERE)
+
+
 def normalise_definition(definition: str) -> str:
     """ASL that AWS accepts but moto's grammar rejects: an integer `ToleratedFailurePercentage`."""
     try:
@@ -397,6 +407,8 @@ class StepFunctionsAdapter:
         from moto.stepfunctions.responses import StepFunctionResponse
 
         patches = self.ctx.patches
+        parser_log = logging.getLogger("moto.stepfunctions.parser.asl.parse.preprocessor")
+        patches.set(parser_log, "filters", [*parser_log.filters, _not_applied_warning])
         from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.distributed_iteration_component import (  # noqa: E501
             DistributedIterationComponent,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.request
 from typing import Any
@@ -404,3 +405,28 @@ def test_the_interpreters_clients_are_built_at_deploy(
         "lambda",
         "s3",
     ]
+
+
+def test_moto_does_not_warn_that_tolerated_failures_have_no_effect(
+    app_cloud: LocalCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    # Given a Map with tolerated failures, which the local cloud applies
+    definition = {
+        "StartAt": "M",
+        "States": {
+            "M": {
+                "Type": "Map",
+                "ToleratedFailurePercentage": 10.0,
+                "ToleratedFailureCount": 1,
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                "End": True,
+            }
+        },
+    }
+    # When moto's parser builds its program, as it does for every execution
+    with caplog.at_level(logging.WARNING, logger="moto.stepfunctions.parser.asl.parse.preprocessor"):
+        AmazonStateLanguageParser.parse(json.dumps(definition))
+    # Then it does not say that they have no effect
+    assert not [r for r in caplog.records if "currently have no effect" in r.getMessage()]
